@@ -1,0 +1,86 @@
+"""Run a stage's per-chunk work on the pool that `params.yaml` asks for, with bounded memory.
+
+The flow maps a Prefect task over chunks of items. `thread` runs the chunks in Prefect's thread pool;
+`process` also uses Prefect's threads, each handing its chunk to a process pool that the flow owns (so
+CPU-bound Python runs in parallel, and no worker process has to start its own Prefect API server);
+`dask` uses prefect-dask's DaskTaskRunner, on a scheduler at `dask_address` or a local cluster.
+Chunks are submitted through a window of a few per worker, so listing a million files, or streaming a
+compressed tar, never holds more than a few chunks of items and results in memory. Results come back
+in submission order, so output does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from itertools import islice
+from typing import Any, TypeVar
+
+from twingan.params import ExecutorParams
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def make_task_runner(params: ExecutorParams) -> Any:
+    if params.kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise RuntimeError(
+                "executor kind 'dask' needs prefect-dask: pip install -e '.[dask]'"
+            ) from None
+        if params.dask_address:
+            return DaskTaskRunner(address=params.dask_address)
+        if "PREFECT_API_URL" not in os.environ:
+            log.warning(
+                "dask: no PREFECT_API_URL, so each Dask worker process starts its own temporary Prefect "
+                "server (10-25 s each); run `prefect server start` and export PREFECT_API_URL to avoid it"
+            )
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True}
+        )
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=params.workers)
+
+
+@contextlib.contextmanager
+def worker_pool(params: ExecutorParams) -> Iterator[Executor | None]:
+    """A process pool for kind `process`; None where the task itself should do the work.
+
+    forkserver, not fork: the flow's process runs Prefect's threads, and forking a threaded process
+    can copy a held lock into the child.
+    """
+    if params.kind != "process":
+        yield None
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=params.workers, mp_context=context) as pool:
+        yield pool
+
+
+def run_on(pool: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+    return pool.submit(fn, *args).result() if pool is not None else fn(*args)
+
+
+def map_bounded(submit: Callable[[Any], Any], chunks: Iterable[Any], window: int) -> Iterator[Any]:
+    """Submit each chunk (a Prefect `task.submit`), keep at most `window` in flight, yield in order."""
+    pending: deque[Any] = deque()
+    for chunk in chunks:
+        pending.append(submit(chunk))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

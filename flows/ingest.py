@@ -1,0 +1,120 @@
+"""The `ingest@<domain>` stage: a photo folder or archive into `data/raw/<domain>/`.
+
+Writes, all at once when the run succeeds (built in `data/raw/<domain>.partial/`, then renamed):
+  images/<id[:2]>/<id>.<ext>   the bytes of every distinct image, named by SHA-256
+  manifest.parquet            one row per stored image (preprocessing.schemas.RAW_MANIFEST)
+  rejects.parquet             one row per item not stored, with the reason (RAW_REJECTS)
+and `metrics/ingest/<domain>.json` for `dvc metrics show`. A killed run leaves the previous output
+untouched; the next run reuses the images already in the staging folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from flows.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
+from preprocessing.ingest.inspect import ChunkJob, Record, process_chunk
+from preprocessing.ingest.outputs import assemble, prune_store
+from preprocessing.ingest.sources import SourceItem, archive_kind, list_source
+from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
+from twingan.atomic import partial_dir, publish_dir, write_json_atomic
+from twingan.params import LoadedParams, load_params
+from twingan.parquet import table_from_rows, write_table
+
+log = logging.getLogger("twingan.ingest")
+
+RAW_ROOT = Path("data/raw")
+METRICS_ROOT = Path("metrics/ingest")
+
+
+@dataclass(frozen=True)
+class IngestPaths:
+    out: Path
+    metrics: Path
+
+    @classmethod
+    def for_domain(cls, loaded: LoadedParams, domain: str) -> IngestPaths:
+        return cls(out=loaded.root / RAW_ROOT / domain, metrics=loaded.root / METRICS_ROOT / f"{domain}.json")
+
+
+@task(name="ingest-chunk", cache_policy=NO_CACHE)
+def ingest_chunk(items: list[SourceItem], job: ChunkJob, pool: Any) -> list[Record]:
+    return run_on(pool, process_chunk, items, job)
+
+
+def _recorded_params(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    """What the output depends on (not how many workers made it)."""
+    ingest = loaded.params.ingest
+    return {
+        "domain": domain,
+        "source": loaded.domain(domain).source.model_dump(mode="json"),
+        "ingest": ingest.model_dump(mode="json", exclude={"executor"}),
+    }
+
+
+@flow(name="ingest", validate_parameters=False)
+def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
+    loaded = load_params(params_file)
+    settings = loaded.params.ingest
+    source = loaded.domain(domain).source
+    source_path = loaded.source_path(domain)
+    paths = IngestPaths.for_domain(loaded, domain)
+    staging = partial_dir(paths.out)
+    staging.mkdir(parents=True, exist_ok=True)
+    job = ChunkJob(store=str(staging), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
+                   formats=settings.formats)
+
+    started = time.perf_counter()
+    items = list_source(source, source_path, settings.max_bytes)
+    streamed = source.kind == "archive" and archive_kind(source_path) == "tar-stream"
+    if not streamed:  # random-access sources: list up front for an honest progress bar
+        items = list(items)
+    total = None if streamed else len(items)  # type: ignore[arg-type]
+    log.info("ingest@%s: reading %s %s (%s items)", domain, source.kind, source.path,
+             "streamed" if total is None else total)
+
+    executor = settings.executor
+    task_fn = ingest_chunk.with_options(retries=executor.task_retries)
+    records: list[Record] = []
+    with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img",
+                                              disable=None) as bar:
+        chunks = chunked(items, executor.chunk_size)
+        for result in map_bounded(lambda chunk: task_fn.submit(chunk, job, pool), chunks,
+                                  window=2 * executor.workers):
+            records.extend(result)
+            bar.update(len(result))
+
+    result = assemble(domain, source.path.as_posix(), records)
+    pruned = prune_store(staging, result.manifest)
+    recorded = _recorded_params(loaded, domain)
+    write_table(table_from_rows(result.manifest, RAW_MANIFEST), staging / "manifest.parquet",
+                RAW_MANIFEST, recorded)
+    write_table(table_from_rows(result.rejects, RAW_REJECTS), staging / "rejects.parquet",
+                RAW_REJECTS, recorded)
+    publish_dir(staging, paths.out)
+    metrics = result.metrics()
+    write_json_atomic(paths.metrics, metrics)
+
+    seconds = time.perf_counter() - started
+    reasons = ", ".join(f"{k} {v}" for k, v in metrics["rejects"].items() if v) or "none"
+    log.info("ingest@%s: stored %d images (%.1f MB), rejected %d (%s) in %.1f s -> %s",
+             domain, metrics["stored"], metrics["bytes_stored"] / 1e6, metrics["rejected"], reasons,
+             seconds, paths.out.relative_to(loaded.root))
+    if pruned:
+        log.info("ingest@%s: removed %d stale files left by an interrupted run", domain, pruned)
+    return metrics
+
+
+def run_ingest(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    loaded.domain(domain)  # fail on an unknown domain before Prefect starts
+    loaded.source_path(domain)
+    runner = make_task_runner(loaded.params.ingest.executor)
+    return ingest_flow.with_options(task_runner=runner)(str(loaded.file), domain)

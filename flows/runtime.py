@@ -1,0 +1,37 @@
+"""The environment every stage runs Prefect (and DVC) in: local, offline, quiet.
+
+Prefect 3 needs no server: the first flow in a process starts a temporary local one (about 6 s with a
+migrated database, 13 s with a fresh one), later flows reuse it. Its home is `.prefect/` in the
+project so the database is migrated once, not per run. Telemetry of Prefect, DVC and Gradio is
+switched off, since these machines may have no route out and users should not be tracked by default.
+Every value is only a default: set the variable yourself (for example `PREFECT_API_URL` of a running
+`prefect server start`) and it wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+QUIET_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # DO_NOT_TRACK alone does not stop it
+    "DO_NOT_TRACK": "1",
+    "PREFECT_LOGGING_LEVEL": "WARNING",  # stages log what they read and wrote themselves
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "DVC_NO_ANALYTICS": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+
+def configure_environment(project_root: Path | None = None) -> dict[str, str]:
+    """Set the defaults above and PREFECT_HOME; call before Prefect is imported. Returns what it set."""
+    root = (project_root or Path.cwd()).absolute()
+    wanted = dict(QUIET_DEFAULTS, PREFECT_HOME=str(root / ".prefect"))
+    applied = {}
+    for key, value in wanted.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            applied[key] = value
+    return applied

@@ -1,0 +1,1 @@
+"""Preprocessing stages: ingest of photo folders and archives (and, next, faces, tags, datasets)."""

@@ -1,0 +1,1 @@
+"""The Twin-GAN: networks, losses, the training loop, data loading, inference. Built in issues 6-8."""

@@ -1,0 +1,1 @@
+"""Twin-GAN pipeline: configuration, the command line, and the files every stage shares."""

@@ -1,0 +1,3 @@
+from twingan.cli import app
+
+app()

@@ -1,0 +1,123 @@
+"""`twingan`: the stage entry points that `dvc.yaml` calls, and the commands users run.
+
+Each subcommand loads and validates `params.yaml`, then runs one stage; the stage's code lives in the
+module named in its help. Errors a user can fix (a wrong parameter, a missing folder, an unreadable
+archive) print one message naming the key or file and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.runtime import configure_environment
+
+configure_environment()  # before anything imports Prefect
+
+from twingan.params import ParamsError, load_params  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Twin-GAN pipeline: the stages of dvc.yaml, and the end-to-end rebuild.")
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (paths in it are relative to it).")]
+DomainOption = Annotated[str, typer.Option("--domain", "-d", help="A key of `domains:` in params.yaml.")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    # Our own loggers say what each stage read, wrote and skipped; libraries only warn.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=False,
+                                              console=_stderr_console())], force=True)
+    for name in ("twingan", "flows", "preprocessing", "scraping", "training"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _stderr_console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    _stderr_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code=2)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from preprocessing.ingest.sources import SourceError
+    from twingan.parquet import SchemaMismatchError
+
+    return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def check(params: ParamsOption = Path("params.yaml")) -> None:
+    """Validate params.yaml and list the domains and their sources."""
+    try:
+        loaded = load_params(params)
+    except ParamsError as error:
+        _fail(str(error))
+    for name, domain in loaded.params.domains.items():
+        typer.echo(f"{name}: {domain.source.kind} {domain.source.path}")
+
+
+@app.command("demo-data")
+def demo_data(params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage demo_data: write the demo profile's inputs (twingan/demo_data.py)."""
+    from twingan.demo_data import write_demo_data
+
+    try:
+        loaded = load_params(params)
+        write_demo_data(loaded.params.demo_data, loaded.root)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def ingest(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage ingest@<domain>: a folder or archive into data/raw/<domain>/ (flows/ingest.py)."""
+    try:
+        loaded = load_params(params)
+        loaded.source_path(domain)
+        from flows.ingest import run_ingest
+
+        run_ingest(loaded, domain)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def rebuild(
+    params: ParamsOption = Path("params.yaml"),
+    serve: Annotated[bool, typer.Option("--serve", help="Keep running and rebuild on a schedule.")] = False,
+    cron: Annotated[str, typer.Option("--cron", help="Schedule for --serve, e.g. '0 3 * * *'.")] = "0 3 * * *",
+    targets: Annotated[list[str] | None, typer.Argument(help="Stages to rebuild (default: all).")] = None,
+) -> None:
+    """Run the whole DVC pipeline as a Prefect flow, retrying flaky stages, then push (flows/rebuild.py)."""
+    try:
+        loaded = load_params(params)
+    except ParamsError as error:
+        _fail(str(error))
+    from flows.rebuild import rebuild_flow, serve_rebuild
+
+    if serve:
+        serve_rebuild(loaded, cron, targets or [])
+        return
+    summary = rebuild_flow(str(loaded.file), targets or [])
+    if summary.get("failed"):
+        _fail(f"rebuild failed at stage {summary['failed']}: {summary.get('error', '')}")
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m twingan`
+    sys.exit(app())

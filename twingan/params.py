@@ -1,0 +1,208 @@
+"""`params.yaml`, validated once at load.
+
+Every stage goes through `load_params`, so a typo in a key, a wrong type or a missing path stops the
+run before any work starts, with a message that names the key path the user has to fix
+(`domains.cat.source.path: no such folder ...`). Stages then read only their own section, the one
+`dvc.yaml` lists under `params:` for them, so DVC re-runs exactly the stages whose knobs changed.
+
+Later stages (faces, tags, dataset, train) add their own sections and per-domain fields here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+# Glob patterns matched case-insensitively against the file name (folder sources) or the member path
+# (archives). Extensions only pre-filter: every candidate is still decoded and checked.
+DEFAULT_IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.bmp", "*.gif", "*.tif", "*.tiff")
+
+DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class ParamsError(ValueError):
+    """A params.yaml problem; the message names the key path (and the file) to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FolderSource(_Section):
+    """Every image under a folder, recursively (symlinks may not leave the folder)."""
+
+    kind: Literal["folder"]
+    path: Path
+    include: tuple[str, ...] = DEFAULT_IMAGE_GLOBS
+    exclude: tuple[str, ...] = ()
+
+
+class ArchiveSource(_Section):
+    """A zip or tar archive (plain, gz, bz2, xz), as CelebA ships `img_align_celeba.zip`."""
+
+    kind: Literal["archive"]
+    path: Path
+    include: tuple[str, ...] = DEFAULT_IMAGE_GLOBS
+    exclude: tuple[str, ...] = ()
+
+
+Source = Annotated[FolderSource | ArchiveSource, Field(discriminator="kind")]
+SOURCE_KINDS = ("folder", "archive")
+
+
+class DomainParams(_Section):
+    """One domain (human, anime, cat, ...): the unit a user adds to extend the pipeline."""
+
+    source: Source
+
+
+class ExecutorParams(_Section):
+    """Where the per-item work of a stage runs; the output never depends on it.
+
+    `thread` and `process` run on this machine (`process` in a pool that the flow owns, which avoids
+    Prefect starting an API server in every worker process); `dask` hands the chunks to a Dask
+    cluster through prefect-dask (`dask_address` of a running scheduler, or a local cluster).
+    """
+
+    kind: Literal["thread", "process", "dask"] = "process"
+    workers: PositiveInt = 2
+    chunk_size: PositiveInt = 64
+    dask_address: str | None = None
+    task_retries: Annotated[int, Field(ge=0, le=10)] = 1
+
+
+class IngestParams(_Section):
+    max_pixels: PositiveInt = 50_000_000
+    max_bytes: PositiveInt = 64 * 1024 * 1024
+    formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+    executor: ExecutorParams = ExecutorParams()
+
+    @field_validator("formats")
+    @classmethod
+    def _upper(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f.upper() for f in formats)
+
+
+class DemoDataParams(_Section):
+    """The embedded demo profile: real sample photographs shipped in scikit-image, plus drawn
+    (synthetic, labelled as such) anime faces, written where the demo domains' sources point."""
+
+    out: Path = Path("data/demo")
+    seed: int = 0
+    anime_faces: Annotated[int, Field(ge=1, le=1000)] = 24
+    cat_crops: Annotated[int, Field(ge=1, le=1000)] = 12
+    include_bad_files: bool = True
+
+
+class RebuildParams(_Section):
+    """The end-to-end flow (`twingan rebuild`): which stages may fail transiently, and the push."""
+
+    flaky_stages: tuple[str, ...] = ("scrape",)
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 60.0
+    push: bool = True
+    remote: str | None = None
+
+
+class Params(_Section):
+    domains: dict[str, DomainParams]
+    demo_data: DemoDataParams = DemoDataParams()
+    ingest: IngestParams = IngestParams()
+    rebuild: RebuildParams = RebuildParams()
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_names(cls, domains: dict[str, DomainParams]) -> dict[str, DomainParams]:
+        if not domains:
+            raise ValueError("at least one domain is needed")
+        for name in domains:
+            if not DOMAIN_NAME.match(name):
+                raise ValueError(
+                    f"domain name {name!r} must be lowercase letters, digits and '_', starting with a "
+                    "letter (it becomes a folder and a DVC stage name)"
+                )
+        return domains
+
+
+class LoadedParams:
+    """Validated params plus the folder that relative paths in them are relative to."""
+
+    def __init__(self, params: Params, root: Path, file: Path) -> None:
+        self.params = params
+        self.root = root
+        self.file = file
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+    def domain(self, name: str) -> DomainParams:
+        try:
+            return self.params.domains[name]
+        except KeyError:
+            known = ", ".join(sorted(self.params.domains))
+            raise ParamsError(f"domains.{name}: no such domain in {self.file} (known: {known})") from None
+
+    def source_path(self, domain: str) -> Path:
+        """The domain's source on disk, checked now: it may be written by an earlier stage."""
+        source = self.domain(domain).source
+        path = self.resolve(source.path)
+        key = f"domains.{domain}.source.path"
+        if source.kind == "folder" and not path.is_dir():
+            what = "is not a folder" if path.exists() else "no such folder"
+            raise ParamsError(f"{key}: {what}: {path}")
+        if source.kind == "archive" and not path.is_file():
+            what = "is not a file" if path.exists() else "no such archive"
+            raise ParamsError(f"{key}: {what}: {path}")
+        return path
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        # Discriminated unions put the tag ("folder") into the location; users never write it.
+        if i > 0 and loc[i - 1] == "source" and part in SOURCE_KINDS:
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "<top level>"
+
+
+def format_validation_error(error: ValidationError, file: Path) -> str:
+    lines = [f"{file}: invalid parameters"]
+    for item in error.errors():
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (misspelt, or not used by this version)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        given = item.get("input")
+        suffix = f" (got {given!r})" if item["type"] not in ("missing", "extra_forbidden") else ""
+        lines.append(f"  {_key_path(tuple(item['loc']))}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, file: Path) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(format_validation_error(error, file)) from None
+
+
+def load_params(file: Path | str = DEFAULT_PARAMS_FILE) -> LoadedParams:
+    file = Path(file).absolute()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{file}: no such params file (run from the project root, or pass --params)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{file}: not valid YAML: {error}") from None
+    return LoadedParams(parse_params(raw, file), root=file.parent, file=file)
