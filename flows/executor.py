@@ -38,9 +38,7 @@ def make_task_runner(params: ExecutorParams) -> Any:
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError:
-            raise RuntimeError(
-                "executor kind 'dask' needs prefect-dask: pip install -e '.[dask]'"
-            ) from None
+            raise RuntimeError("executor kind 'dask' needs prefect-dask: pip install -e '.[dask]'") from None
         if params.dask_address:
             return DaskTaskRunner(address=params.dask_address)
         if "PREFECT_API_URL" not in os.environ:
@@ -48,9 +46,7 @@ def make_task_runner(params: ExecutorParams) -> Any:
                 "dask: no PREFECT_API_URL, so each Dask worker process starts its own temporary Prefect "
                 "server (10-25 s each); run `prefect server start` and export PREFECT_API_URL to avoid it"
             )
-        return DaskTaskRunner(
-            cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True}
-        )
+        return DaskTaskRunner(cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True})
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=params.workers)

@@ -69,8 +69,9 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     paths = IngestPaths.for_domain(loaded, domain)
     staging = partial_dir(paths.out)
     staging.mkdir(parents=True, exist_ok=True)
-    job = ChunkJob(store=str(staging), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
-                   formats=settings.formats)
+    job = ChunkJob(
+        store=str(staging), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, formats=settings.formats
+    )
 
     started = time.perf_counter()
     items = list_source(source, source_path, settings.max_bytes)
@@ -78,36 +79,40 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     if not streamed:  # random-access sources: list up front for an honest progress bar
         items = list(items)
     total = None if streamed else len(items)  # type: ignore[arg-type]
-    log.info("ingest@%s: reading %s %s (%s items)", domain, source.kind, source.path,
-             "streamed" if total is None else total)
+    log.info(
+        "ingest@%s: reading %s %s (%s items)", domain, source.kind, source.path, "streamed" if total is None else total
+    )
 
     executor = settings.executor
     task_fn = ingest_chunk.with_options(retries=executor.task_retries)
     records: list[Record] = []
-    with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img",
-                                              disable=None) as bar:
+    with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img", disable=None) as bar:
         chunks = chunked(items, executor.chunk_size)
-        for result in map_bounded(lambda chunk: task_fn.submit(chunk, job, pool), chunks,
-                                  window=2 * executor.workers):
+        for result in map_bounded(lambda chunk: task_fn.submit(chunk, job, pool), chunks, window=2 * executor.workers):
             records.extend(result)
             bar.update(len(result))
 
     result = assemble(domain, source.path.as_posix(), records)
     pruned = prune_store(staging, result.manifest)
     recorded = _recorded_params(loaded, domain)
-    write_table(table_from_rows(result.manifest, RAW_MANIFEST), staging / "manifest.parquet",
-                RAW_MANIFEST, recorded)
-    write_table(table_from_rows(result.rejects, RAW_REJECTS), staging / "rejects.parquet",
-                RAW_REJECTS, recorded)
+    write_table(table_from_rows(result.manifest, RAW_MANIFEST), staging / "manifest.parquet", RAW_MANIFEST, recorded)
+    write_table(table_from_rows(result.rejects, RAW_REJECTS), staging / "rejects.parquet", RAW_REJECTS, recorded)
     publish_dir(staging, paths.out)
     metrics = result.metrics()
     write_json_atomic(paths.metrics, metrics)
 
     seconds = time.perf_counter() - started
     reasons = ", ".join(f"{k} {v}" for k, v in metrics["rejects"].items() if v) or "none"
-    log.info("ingest@%s: stored %d images (%.1f MB), rejected %d (%s) in %.1f s -> %s",
-             domain, metrics["stored"], metrics["bytes_stored"] / 1e6, metrics["rejected"], reasons,
-             seconds, paths.out.relative_to(loaded.root))
+    log.info(
+        "ingest@%s: stored %d images (%.1f MB), rejected %d (%s) in %.1f s -> %s",
+        domain,
+        metrics["stored"],
+        metrics["bytes_stored"] / 1e6,
+        metrics["rejected"],
+        reasons,
+        seconds,
+        paths.out.relative_to(loaded.root),
+    )
     if pruned:
         log.info("ingest@%s: removed %d stale files left by an interrupted run", domain, pruned)
     return metrics

@@ -41,7 +41,7 @@ def _child_env() -> dict[str, str]:
             server = SubprocessASGIServer()
             if server.port is not None and server.running:
                 env["PREFECT_API_URL"] = server.api_url
-        except Exception:  # noqa: BLE001 - an optimisation only; children then start their own
+        except Exception:
             pass
     return env
 
@@ -64,12 +64,17 @@ def stage_names(root: Path) -> list[str]:
 
         graph = repo.index.graph
         order = list(reversed(list(nx.topological_sort(graph))))
-        return [stage.addressing for stage in order if hasattr(stage, "cmd") and stage.cmd]
+        names = []
+        for stage in order:
+            if not getattr(stage, "cmd", None):
+                continue
+            dvcfile = os.path.relpath(stage.path, root)
+            names.append(stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}")
+        return names
 
 
 def flaky_targets(names: list[str], patterns: tuple[str, ...]) -> list[str]:
-    return [name for name in names if any(fnmatch.fnmatchcase(name, p) or name.split("@")[0] == p
-                                          for p in patterns)]
+    return [name for name in names if any(fnmatch.fnmatchcase(name, p) or name.split("@")[0] == p for p in patterns)]
 
 
 @task(name="dvc-repro", cache_policy=NO_CACHE)
@@ -77,8 +82,7 @@ def repro(root: str, targets: list[str]) -> str:
     done = _dvc(Path(root), "repro", *targets)
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise StageFailed(f"dvc repro {' '.join(targets) or '(all)'} exited {done.returncode}: "
-                          + " | ".join(tail))
+        raise StageFailed(f"dvc repro {' '.join(targets) or '(all)'} exited {done.returncode}: " + " | ".join(tail))
     return done.stdout
 
 
@@ -91,8 +95,9 @@ def push(root: str, remote: str | None) -> bool:
 
 
 def has_remote(root: Path, remote: str | None) -> bool:
-    done = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=root, text=True,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "list"], cwd=root, text=True, capture_output=True, check=False
+    )
     names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
     return remote in names if remote else bool(names)
 
@@ -111,8 +116,7 @@ def rebuild_flow(params_file: str, targets: list[str]) -> dict[str, Any]:
             flaky = [name for name in flaky if name in targets]
         summary["flaky"] = flaky
         if flaky:  # run these (and what they need) first, with retries; the rest once
-            repro.with_options(retries=settings.retries,
-                               retry_delay_seconds=settings.retry_delay_seconds)(root, flaky)
+            repro.with_options(retries=settings.retries, retry_delay_seconds=settings.retry_delay_seconds)(root, flaky)
         repro(root, targets)
         if settings.push and has_remote(loaded.root, settings.remote):
             summary["pushed"] = push(root, settings.remote)
@@ -128,5 +132,6 @@ def rebuild_flow(params_file: str, targets: list[str]) -> dict[str, Any]:
 
 def serve_rebuild(loaded: LoadedParams, cron: str, targets: list[str]) -> None:
     """Serve the flow on a schedule (blocks; stop with Ctrl-C). Needs nothing but this process."""
-    rebuild_flow.serve(name="twingan-rebuild", cron=cron,
-                       parameters={"params_file": str(loaded.file), "targets": targets})
+    rebuild_flow.serve(
+        name="twingan-rebuild", cron=cron, parameters={"params_file": str(loaded.file), "targets": targets}
+    )

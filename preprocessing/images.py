@@ -39,7 +39,7 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = ALPHA_BACKGROU
             # 16-bit data in a 32-bit container: scale by the range the format can hold.
             top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
             array = array / top * 255.0
-        image = Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("LA", "PA", "La"):

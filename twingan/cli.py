@@ -20,8 +20,12 @@ configure_environment()  # before anything imports Prefect
 
 from twingan.params import ParamsError, load_params  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Twin-GAN pipeline: the stages of dvc.yaml, and the end-to-end rebuild.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Twin-GAN pipeline: the stages of dvc.yaml, and the end-to-end rebuild.",
+)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (paths in it are relative to it).")]
 DomainOption = Annotated[str, typer.Option("--domain", "-d", help="A key of `domains:` in params.yaml.")]
@@ -31,9 +35,12 @@ def _setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
     # Our own loggers say what each stage read, wrote and skipped; libraries only warn.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False,
-                                              console=_stderr_console())], force=True)
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False, console=_stderr_console())],
+        force=True,
+    )
     for name in ("twingan", "flows", "preprocessing", "scraping", "training"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 

@@ -34,13 +34,25 @@ log = logging.getLogger("twingan.demo_data")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 HAIR_COLOURS = {
-    "black": (30, 28, 35), "brown": (110, 70, 40), "blonde": (240, 215, 120), "red": (200, 50, 40),
-    "pink": (245, 150, 190), "blue": (70, 110, 220), "green": (80, 170, 90), "silver": (200, 205, 215),
-    "purple": (140, 80, 180), "orange": (245, 140, 50),
+    "black": (30, 28, 35),
+    "brown": (110, 70, 40),
+    "blonde": (240, 215, 120),
+    "red": (200, 50, 40),
+    "pink": (245, 150, 190),
+    "blue": (70, 110, 220),
+    "green": (80, 170, 90),
+    "silver": (200, 205, 215),
+    "purple": (140, 80, 180),
+    "orange": (245, 140, 50),
 }
 EYE_COLOURS = {
-    "blue": (40, 90, 210), "red": (190, 30, 40), "green": (40, 150, 70), "brown": (120, 70, 30),
-    "purple": (130, 60, 170), "yellow": (220, 180, 40), "aqua": (40, 190, 200),
+    "blue": (40, 90, 210),
+    "red": (190, 30, 40),
+    "green": (40, 150, 70),
+    "brown": (120, 70, 30),
+    "purple": (130, 60, 170),
+    "yellow": (220, 180, 40),
+    "aqua": (40, 190, 200),
 }
 
 
@@ -56,9 +68,14 @@ def _jpeg(image: Image.Image, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def draw_anime_face(size: int, hair: tuple[int, int, int], eyes: tuple[int, int, int],
-                    skin: tuple[int, int, int] = (255, 228, 210),
-                    background: tuple[int, int, int] = (250, 250, 245), tilt: float = 0.0) -> Image.Image:
+def draw_anime_face(
+    size: int,
+    hair: tuple[int, int, int],
+    eyes: tuple[int, int, int],
+    skin: tuple[int, int, int] = (255, 228, 210),
+    background: tuple[int, int, int] = (250, 250, 245),
+    tilt: float = 0.0,
+) -> Image.Image:
     """A cartoon face in the proportions of anime character art, drawn on a `size` square.
 
     AnimeFace (the anime face detector) finds these with high likelihood on Pillow < 12, so they also
@@ -74,14 +91,19 @@ def draw_anime_face(size: int, hair: tuple[int, int, int], eyes: tuple[int, int,
     draw.ellipse(box(70, 40, 330, 330), fill=hair)  # hair mass behind the face
     draw.rectangle(box(70, 180, 330, 380), fill=hair)  # hair falling to the shoulders
     draw.ellipse(box(110, 100, 290, 320), fill=skin)  # face
-    draw.polygon([(round(x * scale), round(y * scale)) for x, y in
-                  ((100, 90), (300, 90), (290, 170), (250, 130), (200, 175), (150, 130), (110, 170))],
-                 fill=hair)  # fringe
+    draw.polygon(
+        [
+            (round(x * scale), round(y * scale))
+            for x, y in ((100, 90), (300, 90), (290, 170), (250, 130), (200, 175), (150, 130), (110, 170))
+        ],
+        fill=hair,
+    )  # fringe
     dark = tuple(max(0, c - 90) for c in hair)
     for cx in (160, 240):
         draw.line(box(cx - 28, 178, cx + 22, 172), fill=dark, width=max(2, round(5 * scale)))  # brow
-        draw.ellipse(box(cx - 26, 190, cx + 26, 252), fill=(255, 255, 255), outline=(40, 30, 30),
-                     width=max(1, round(3 * scale)))  # eye white
+        draw.ellipse(
+            box(cx - 26, 190, cx + 26, 252), fill=(255, 255, 255), outline=(40, 30, 30), width=max(1, round(3 * scale))
+        )  # eye white
         draw.ellipse(box(cx - 19, 198, cx + 19, 250), fill=eyes)  # iris
         draw.ellipse(box(cx - 9, 214, cx + 9, 238), fill=(15, 10, 20))  # pupil
         draw.ellipse(box(cx - 14, 202, cx - 4, 214), fill=(255, 255, 255))  # highlight
@@ -102,13 +124,13 @@ def _human_members(include_bad: bool) -> Iterator[tuple[str, bytes]]:
         yield f"lfw/face_{index:03d}.png", _png(Image.fromarray(np.uint8(np.clip(face * 255 + 0.5, 0, 255))))
     # Real pixels stored the awkward ways that real photo folders contain.
     small = astronaut.resize((256, 256), Image.Resampling.LANCZOS)
-    rotated = small.transpose(Image.Transpose.ROTATE_270)  # stored sideways, EXIF says turn it back
+    rotated = small.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says turn it back
     exif = Image.Exif()
     exif[0x0112] = 6
     yield "variants/astronaut_exif_rotated.jpg", _jpeg(rotated, exif=exif.tobytes())
     yield "variants/astronaut_cmyk.jpg", _jpeg(small.convert("CMYK"))
     sixteen = (np.asarray(small.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
-    yield "variants/astronaut_16bit.png", _png(Image.fromarray(sixteen, "I;16"))
+    yield "variants/astronaut_16bit.png", _png(Image.fromarray(sixteen))
     yield "variants/astronaut_palette.png", _png(small.quantize(64))
     rgba = small.convert("RGBA")
     rgba.putalpha(Image.new("L", small.size, 200))
@@ -179,10 +201,16 @@ def write_demo_data(params: DemoDataParams, root: Path) -> dict[str, int]:
     staging.mkdir(parents=True)
     counts = {
         "human": _write_zip(staging / "human.zip", _human_members(params.include_bad_files)),
-        "anime": _write_folder(staging / "anime", _anime_faces(params),
-                               "SYNTHETIC anime faces drawn by twingan/demo_data.py (not real character art).\n"),
-        "cat": _write_folder(staging / "cat", _cat_photos(params),
-                             "chelsea.png is scikit-image's sample photograph; chelsea_crop_* are crops of it.\n"),
+        "anime": _write_folder(
+            staging / "anime",
+            _anime_faces(params),
+            "SYNTHETIC anime faces drawn by twingan/demo_data.py (not real character art).\n",
+        ),
+        "cat": _write_folder(
+            staging / "cat",
+            _cat_photos(params),
+            "chelsea.png is scikit-image's sample photograph; chelsea_crop_* are crops of it.\n",
+        ),
     }
     publish_dir(staging, final)
     log.info("demo_data: wrote %s to %s", ", ".join(f"{k} {v}" for k, v in counts.items()), params.out)

@@ -44,9 +44,7 @@ def table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.
     return table
 
 
-def write_table(
-    table: pa.Table, path: Path, schema: pa.Schema, params: Mapping[str, Any] | None = None
-) -> None:
+def write_table(table: pa.Table, path: Path, schema: pa.Schema, params: Mapping[str, Any] | None = None) -> None:
     """Write atomically, with the schema tag and (optionally) the parameters that produced the table."""
     if not table.schema.equals(schema, check_metadata=False):
         raise SchemaMismatchError(

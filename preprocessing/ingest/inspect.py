@@ -22,8 +22,7 @@ from preprocessing.images import exif_orientation, upright_size
 from preprocessing.ingest.reasons import Reason
 from preprocessing.ingest.sources import ItemReadError, SourceItem, read_item
 
-EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif",
-              "TIFF": "tif"}
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif"}
 
 # We bound pixels ourselves (ingest.max_pixels) before decoding; PIL's own bomb check would otherwise
 # warn or raise at its own threshold.
@@ -55,8 +54,7 @@ class Record:
     exif_orientation: int = 1
 
 
-def _reject(item: SourceItem, reason: Reason, detail: str, sha: str | None = None,
-            size: int | None = None) -> Record:
+def _reject(item: SourceItem, reason: Reason, detail: str, sha: str | None = None, size: int | None = None) -> Record:
     return Record(item.member, reason.value, detail=detail, sha256=sha, byte_size=size)
 
 
@@ -101,13 +99,15 @@ def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
             image_format = (image.format or "").upper()
             width, height = image.size
             if image_format not in job.formats:
-                return _reject(item, Reason.UNSUPPORTED_FORMAT,
-                               f"{image_format or 'unknown'} not in ingest.formats", sha, size)
+                return _reject(
+                    item, Reason.UNSUPPORTED_FORMAT, f"{image_format or 'unknown'} not in ingest.formats", sha, size
+                )
             if width <= 0 or height <= 0:
                 return _reject(item, Reason.CORRUPT, f"size {width}x{height}", sha, size)
             if width * height > job.max_pixels:
-                return _reject(item, Reason.TOO_MANY_PIXELS,
-                               f"{width}x{height} > ingest.max_pixels {job.max_pixels}", sha, size)
+                return _reject(
+                    item, Reason.TOO_MANY_PIXELS, f"{width}x{height} > ingest.max_pixels {job.max_pixels}", sha, size
+                )
             mode = image.mode
             orientation = exif_orientation(image)
             _verify_pixels(image)
@@ -115,8 +115,7 @@ def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
         return _reject(item, Reason.NOT_AN_IMAGE, "no image decoder recognises it", sha, size)
     except Image.DecompressionBombError as error:
         return _reject(item, Reason.TOO_MANY_PIXELS, str(error), sha, size)
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError,
-            struct.error) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as error:
         return _reject(item, Reason.CORRUPT, f"{type(error).__name__}: {error}", sha, size)
     relative = store_path(sha, image_format)
     try:
@@ -124,8 +123,18 @@ def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
     except OSError as error:  # disk full, permissions: the item is not stored, the run goes on
         return _reject(item, Reason.UNREADABLE, f"could not store: {error}", sha, size)
     upright_w, upright_h = upright_size(width, height, orientation)
-    return Record(item.member, None, sha256=sha, byte_size=size, path=relative, format=image_format,
-                  mode=mode, width=upright_w, height=upright_h, exif_orientation=orientation)
+    return Record(
+        item.member,
+        None,
+        sha256=sha,
+        byte_size=size,
+        path=relative,
+        format=image_format,
+        mode=mode,
+        width=upright_w,
+        height=upright_h,
+        exif_orientation=orientation,
+    )
 
 
 def process_chunk(items: Sequence[SourceItem], job: ChunkJob) -> list[Record]:

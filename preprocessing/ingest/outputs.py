@@ -45,12 +45,22 @@ def assemble(domain: str, source_uri: str, records: Iterable[Record]) -> IngestR
             result.rejects.append(_reject_row(source_uri, record, record.reason, record.detail))
     for sha in sorted(stored):
         first, *others = sorted(stored[sha], key=lambda r: r.member)
-        result.manifest.append({
-            "id": sha, "domain": domain, "source_uri": source_uri, "member": first.member,
-            "path": first.path, "format": first.format, "mode": first.mode, "width": first.width,
-            "height": first.height, "exif_orientation": first.exif_orientation,
-            "byte_size": first.byte_size, "duplicates": len(others),
-        })
+        result.manifest.append(
+            {
+                "id": sha,
+                "domain": domain,
+                "source_uri": source_uri,
+                "member": first.member,
+                "path": first.path,
+                "format": first.format,
+                "mode": first.mode,
+                "width": first.width,
+                "height": first.height,
+                "exif_orientation": first.exif_orientation,
+                "byte_size": first.byte_size,
+                "duplicates": len(others),
+            }
+        )
         for other in others:
             row = _reject_row(source_uri, other, Reason.DUPLICATE.value, f"same bytes as {first.member}")
             row["duplicate_of"] = sha
@@ -60,8 +70,15 @@ def assemble(domain: str, source_uri: str, records: Iterable[Record]) -> IngestR
 
 
 def _reject_row(source_uri: str, record: Record, reason: str, detail: str) -> dict[str, Any]:
-    return {"source_uri": source_uri, "member": record.member, "reason": reason, "detail": detail,
-            "byte_size": record.byte_size, "sha256": record.sha256, "duplicate_of": None}
+    return {
+        "source_uri": source_uri,
+        "member": record.member,
+        "reason": reason,
+        "detail": detail,
+        "byte_size": record.byte_size,
+        "sha256": record.sha256,
+        "duplicate_of": None,
+    }
 
 
 def prune_store(store: Path, manifest: list[dict[str, Any]]) -> int:

@@ -83,8 +83,7 @@ def list_folder(root: Path, source: FolderSource) -> Iterator[SourceItem]:
             if (here / name).is_symlink():
                 dirs.remove(name)
                 member = (here / name).relative_to(root).as_posix()
-                yield SourceItem(member, "rejected", reason=Reason.NOT_A_FILE,
-                                 detail="symlinked folder not followed")
+                yield SourceItem(member, "rejected", reason=Reason.NOT_A_FILE, detail="symlinked folder not followed")
         for name in sorted(files):
             path = here / name
             member = path.relative_to(root).as_posix()
@@ -100,8 +99,12 @@ def _folder_item(path: Path, member: str, real_root: Path) -> SourceItem:
         except (OSError, RuntimeError) as error:
             return SourceItem(member, "rejected", reason=Reason.UNREADABLE, detail=f"broken symlink: {error}")
         if not target.is_relative_to(real_root):
-            return SourceItem(member, "rejected", reason=Reason.SYMLINK_OUTSIDE,
-                              detail=f"points to {target}, outside the source folder")
+            return SourceItem(
+                member,
+                "rejected",
+                reason=Reason.SYMLINK_OUTSIDE,
+                detail=f"points to {target}, outside the source folder",
+            )
     try:
         info = path.stat()
     except OSError as error:
@@ -165,8 +168,12 @@ def _list_zip(path: Path, wanted: NameFilter, max_bytes: int) -> Iterator[Source
         elif info.flag_bits & 0x1:
             yield SourceItem(name, "rejected", reason=Reason.UNREADABLE, detail="encrypted member")
         elif info.file_size > max_bytes:
-            yield SourceItem(name, "rejected", reason=Reason.TOO_LARGE,
-                             detail=f"{info.file_size} bytes > ingest.max_bytes {max_bytes}")
+            yield SourceItem(
+                name,
+                "rejected",
+                reason=Reason.TOO_LARGE,
+                detail=f"{info.file_size} bytes > ingest.max_bytes {max_bytes}",
+            )
         else:
             yield SourceItem(name, "zip", location=str(path), size=info.file_size)
 
@@ -187,17 +194,24 @@ def _list_tar(path: Path, wanted: NameFilter, max_bytes: int, stream: bool) -> I
                     what = "link member" if member.issym() or member.islnk() else "not a regular file"
                     yield SourceItem(name, "rejected", reason=Reason.NOT_A_FILE, detail=what)
                 elif member.size > max_bytes:
-                    yield SourceItem(name, "rejected", reason=Reason.TOO_LARGE,
-                                     detail=f"{member.size} bytes > ingest.max_bytes {max_bytes}")
+                    yield SourceItem(
+                        name,
+                        "rejected",
+                        reason=Reason.TOO_LARGE,
+                        detail=f"{member.size} bytes > ingest.max_bytes {max_bytes}",
+                    )
                 elif stream:
                     yield _read_streamed(archive, member)
                 else:
-                    yield SourceItem(name, "tar", location=str(path), offset=member.offset_data,
-                                     size=member.size)
+                    yield SourceItem(name, "tar", location=str(path), offset=member.offset_data, size=member.size)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         # A truncated or damaged archive: keep everything listed so far, record where it broke.
-        yield SourceItem(f"{last}#after", "rejected", reason=Reason.UNREADABLE,
-                         detail=f"archive unreadable after member {last!r}: {error}")
+        yield SourceItem(
+            f"{last}#after",
+            "rejected",
+            reason=Reason.UNREADABLE,
+            detail=f"archive unreadable after member {last!r}: {error}",
+        )
 
 
 def _read_streamed(archive: tarfile.TarFile, member: tarfile.TarInfo) -> SourceItem:
@@ -207,8 +221,9 @@ def _read_streamed(archive: tarfile.TarFile, member: tarfile.TarInfo) -> SourceI
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         return SourceItem(member.name, "rejected", reason=Reason.UNREADABLE, detail=str(error))
     if len(data) != member.size:
-        return SourceItem(member.name, "rejected", reason=Reason.UNREADABLE,
-                          detail=f"read {len(data)} of {member.size} bytes")
+        return SourceItem(
+            member.name, "rejected", reason=Reason.UNREADABLE, detail=f"read {len(data)} of {member.size} bytes"
+        )
     return SourceItem(member.name, "inline", size=member.size, data=data)
 
 

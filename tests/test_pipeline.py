@@ -1,0 +1,87 @@
+"""`dvc repro` of the demo profile in a copy of the repository, as `make demo` runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from preprocessing.schemas import RAW_MANIFEST
+from tests import fixtures_images as fx
+from tests.conftest import REPO
+from twingan.parquet import read_table
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def copy_repo(target: Path) -> Path:
+    """The files git would commit (tracked or not ignored), in a fresh git repository."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+    return target
+
+
+def dvc(root: Path, *args: str) -> str:
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        PREFECT_HOME=str(REPO / ".prefect" / "pytest-pipeline"),
+    )
+    done = subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{output[-4000:]}"
+    return output
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    first = dvc(root, "repro")
+    assert sorted(ran(first)) == ["demo_data", "ingest@anime", "ingest@cat", "ingest@human"]
+    for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
+        manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
+        assert manifest.num_rows >= at_least
+        assert (root / "data/raw" / domain / "rejects.parquet").is_file()
+    human = json.loads((root / "metrics/ingest/human.json").read_text())
+    assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
+    shown = json.loads(dvc(root, "metrics", "show", "--json"))
+    assert any("metrics/ingest/human.json" in json.dumps(entry) for entry in shown.values())
+
+    second = dvc(root, "repro")
+    assert ran(second) == [], second
+
+    extra = root / "extra" / "dog"
+    extra.mkdir(parents=True)
+    for i in range(3):
+        (extra / f"dog_{i}.jpg").write_bytes(fx.jpeg(100 + i))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["domains"]["dog"] = {"source": {"kind": "folder", "path": "extra/dog"}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = dvc(root, "repro")
+    assert ran(third) == ["ingest@dog"], third
+    assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
+    assert ran(dvc(root, "repro")) == []
