@@ -22,7 +22,9 @@ pytestmark = pytest.mark.real_data
 def test_every_real_image_is_stored_with_the_size_the_index_gives(tmp_path: Path, real_data: Path) -> None:
     with open(real_data / "index.csv", newline="", encoding="utf-8") as handle:
         index = {row["file"]: (int(row["width"]), int(row["height"])) for row in csv.DictReader(handle)}
-    domains = {name: {"source": {"kind": "folder", "path": str(real_data / name)}} for name in ("human", "anime", "cat")}
+    domains = {
+        name: {"source": {"kind": "folder", "path": str(real_data / name)}} for name in ("human", "anime", "cat")
+    }
     loaded = load_params(write_params(tmp_path, domains, ingest={"executor": {"kind": "process", "workers": 2}}))
     for domain in domains:
         metrics = run_ingest(loaded, domain)
