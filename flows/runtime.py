@@ -34,4 +34,6 @@ def configure_environment(project_root: Path | None = None) -> dict[str, str]:
         if key not in os.environ:
             os.environ[key] = value
             applied[key] = value
+    # Prefect creates its SQLite file but not missing parent folders ("unable to open database file").
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     return applied
