@@ -23,7 +23,7 @@ from tqdm import tqdm
 from flows.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
 from preprocessing.ingest.inspect import ChunkJob, Record, process_chunk
 from preprocessing.ingest.outputs import assemble, prune_store
-from preprocessing.ingest.sources import SourceItem, archive_kind, list_source
+from preprocessing.ingest.sources import SourceItem, archive_kind, check_archive, list_source
 from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from twingan.atomic import partial_dir, publish_dir, write_json_atomic
 from twingan.params import LoadedParams, load_params
@@ -119,7 +119,9 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
 
 
 def run_ingest(loaded: LoadedParams, domain: str) -> dict[str, Any]:
-    loaded.domain(domain)  # fail on an unknown domain before Prefect starts
-    loaded.source_path(domain)
+    # Fail on an unknown domain, a missing path or an unreadable archive before Prefect starts.
+    path = loaded.source_path(domain)
+    if loaded.domain(domain).source.kind == "archive":
+        check_archive(path)
     runner = make_task_runner(loaded.params.ingest.executor)
     return ingest_flow.with_options(task_runner=runner)(str(loaded.file), domain)

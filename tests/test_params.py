@@ -95,3 +95,12 @@ def test_cli_ingest_of_missing_folder_exits_2_naming_the_key(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["ingest", "--domain", "cat", "--params", str(path)])
     assert result.exit_code == 2
     assert "domains.cat.source.path: no such folder" in result.output
+
+
+def test_cli_ingest_of_a_file_that_is_no_archive_exits_2_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "photos.zip").write_bytes(b"PK\x03\x04 but the rest is not a zip")
+    path = write_params(tmp_path, {"cat": {"source": {"kind": "archive", "path": "photos.zip"}}})
+    result = CliRunner().invoke(app, ["ingest", "--domain", "cat", "--params", str(path)])
+    assert result.exit_code == 2
+    assert "photos.zip: cannot read the zip directory" in result.output
+    assert "Traceback" not in result.output

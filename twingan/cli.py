@@ -52,7 +52,7 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 
 
 def _fail(message: str) -> None:
-    _stderr_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    _stderr_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

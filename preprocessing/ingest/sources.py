@@ -141,6 +141,18 @@ def archive_kind(path: Path) -> str:
     raise SourceError(f"{path}: not a zip or tar archive (zip, tar, tar.gz, tar.bz2, tar.xz are read)")
 
 
+def check_archive(path: Path) -> str:
+    """Fail now, with the file's name, if the archive cannot be listed at all; return its kind."""
+    kind = archive_kind(path)
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise SourceError(f"{path}: cannot read the zip directory: {error}") from None
+    return kind
+
+
 def list_archive(path: Path, source: ArchiveSource, max_bytes: int) -> Iterator[SourceItem]:
     kind = archive_kind(path)
     wanted = NameFilter(source.include, source.exclude)
