@@ -52,7 +52,10 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 
 
 def _fail(message: str) -> None:
-    _stderr_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.text import Text
+
+    # As Text, not markup: a path or key in the message may contain "[...]".
+    _stderr_console().print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
