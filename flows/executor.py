@@ -12,11 +12,12 @@ in submission order, so output does not depend on the number of workers.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
@@ -31,6 +32,41 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def balanced_chunks(items: Sequence[T], size: int, weight: Callable[[T], int]) -> list[list[T]]:
+    """Chunks of at most `size` items with about equal total weight (bytes to decode).
+
+    Photos from one camera or source sort next to each other, so contiguous chunks of a sorted listing
+    can put all the large images into one worker's chunk. Largest first, each item goes to the lightest
+    chunk that has room (LPT scheduling). Deterministic (ties keep listing order), and the outputs are
+    sorted later, so the order of work does not matter.
+    """
+    count = -(-len(items) // size)
+    if count <= 1:
+        return [list(items)] if items else []
+    chunks: list[list[T]] = [[] for _ in range(count)]
+    lightest = [(0, index) for index in range(count)]  # (total weight, chunk index), a min-heap
+    for item in sorted(items, key=weight, reverse=True):
+        total, index = heapq.heappop(lightest)
+        chunks[index].append(item)
+        if len(chunks[index]) < size:
+            heapq.heappush(lightest, (total + weight(item), index))
+    return chunks
+
+
+def chunk_size_for(total: int | None, params: ExecutorParams) -> int:
+    """About two chunks per worker, at most `chunk_size` items each.
+
+    Each chunk is a Prefect task run, and on a 2-core machine a task run costs about 15 ms of CPU (the
+    client's and the API server's) that the workers then miss: 8 chunks of 106 photos took 0.48 s, 4
+    took 0.38 s. Chunks are balanced by bytes (`balanced_chunks`), so two per worker are enough to
+    keep both busy, and one slow item cannot hold up a worker's whole share. The output does not
+    depend on it.
+    """
+    if total is None:
+        return params.chunk_size
+    return max(1, min(params.chunk_size, -(-total // (2 * params.workers))))
 
 
 def make_task_runner(params: ExecutorParams) -> Any:

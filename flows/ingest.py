@@ -20,7 +20,16 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from flows.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
+from flows.executor import (
+    balanced_chunks,
+    chunk_size_for,
+    chunked,
+    make_task_runner,
+    map_bounded,
+    run_on,
+    worker_pool,
+)
+from flows.runtime import stage_flow_settings
 from preprocessing.ingest.inspect import ChunkJob, Record, process_chunk
 from preprocessing.ingest.outputs import assemble, prune_store
 from preprocessing.ingest.sources import SourceItem, archive_kind, check_archive, list_source
@@ -74,20 +83,22 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     )
 
     started = time.perf_counter()
-    items = list_source(source, source_path, settings.max_bytes)
-    streamed = source.kind == "archive" and archive_kind(source_path) == "tar-stream"
-    if not streamed:  # random-access sources: list up front for an honest progress bar
-        items = list(items)
-    total = None if streamed else len(items)  # type: ignore[arg-type]
+    listing = list_source(source, source_path, settings.max_bytes)
+    executor = settings.executor
+    if source.kind == "archive" and archive_kind(source_path) == "tar-stream":
+        # Compressed tar: read front to back while the workers run, never all in memory.
+        total, chunks = None, chunked(listing, executor.chunk_size)
+    else:  # random access: list up front, for a progress bar and chunks of equal work
+        items = list(listing)
+        total = len(items)
+        chunks = iter(balanced_chunks(items, chunk_size_for(total, executor), weight=lambda item: item.size))
     log.info(
         "ingest@%s: reading %s %s (%s items)", domain, source.kind, source.path, "streamed" if total is None else total
     )
 
-    executor = settings.executor
     task_fn = ingest_chunk.with_options(retries=executor.task_retries)
     records: list[Record] = []
     with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img", disable=None) as bar:
-        chunks = chunked(items, executor.chunk_size)
         for result in map_bounded(lambda chunk: task_fn.submit(chunk, job, pool), chunks, window=2 * executor.workers):
             records.extend(result)
             bar.update(len(result))
@@ -124,4 +135,5 @@ def run_ingest(loaded: LoadedParams, domain: str) -> dict[str, Any]:
     if loaded.domain(domain).source.kind == "archive":
         check_archive(path)
     runner = make_task_runner(loaded.params.ingest.executor)
-    return ingest_flow.with_options(task_runner=runner)(str(loaded.file), domain)
+    with stage_flow_settings():
+        return ingest_flow.with_options(task_runner=runner)(str(loaded.file), domain)

@@ -144,6 +144,7 @@ def test_stale_files_of_an_interrupted_run_are_not_published(tmp_path: Path) -> 
     stale = tmp_path / "project/data/raw/cat.partial/images/ff/" / ("f" * 64 + ".jpg")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(fx.jpeg(2))
+    (stale.parents[2] / ".manifest.parquet.x1y2.tmp").write_bytes(b"half a table")
     out = run_stage(tmp_path / "project", tmp_path / "src", kind="thread", workers=1)
     assert sorted(snapshot(out)) == sorted(
         ["manifest.parquet", "rejects.parquet", read_table(out / "manifest.parquet", RAW_MANIFEST)["path"][0].as_py()]

@@ -68,11 +68,13 @@ class ExecutorParams(_Section):
     `thread` and `process` run on this machine (`process` in a pool that the flow owns, which avoids
     Prefect starting an API server in every worker process); `dask` hands the chunks to a Dask
     cluster through prefect-dask (`dask_address` of a running scheduler, or a local cluster).
+    Threads suit work that releases the GIL (image decoding, hashing, file I/O: ingest); processes
+    suit pure-Python work. `chunk_size` is the largest chunk (flows.executor.chunk_size_for).
     """
 
-    kind: Literal["thread", "process", "dask"] = "process"
+    kind: Literal["thread", "process", "dask"] = "thread"
     workers: PositiveInt = 2
-    chunk_size: PositiveInt = 64
+    chunk_size: PositiveInt = 256
     dask_address: str | None = None
     task_retries: Annotated[int, Field(ge=0, le=10)] = 1
 

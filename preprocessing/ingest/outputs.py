@@ -82,13 +82,11 @@ def _reject_row(source_uri: str, record: Record, reason: str, detail: str) -> di
 
 
 def prune_store(store: Path, manifest: list[dict[str, Any]]) -> int:
-    """Delete files a killed earlier run left in the staging store that this run did not keep."""
+    """Delete what a killed earlier run left in the staging folder and this run does not keep: images of
+    items no longer in the source, half-written temp files, tables about to be rewritten."""
     keep = {row["path"] for row in manifest}
     removed = 0
-    images = store / "images"
-    if not images.is_dir():
-        return 0
-    for folder, _dirs, files in os.walk(images):
+    for folder, _dirs, files in os.walk(store):
         for name in files:
             path = Path(folder) / name
             if path.relative_to(store).as_posix() not in keep:
