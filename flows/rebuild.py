@@ -7,16 +7,24 @@ others can `dvc pull` instead of rebuilding.
 
 Stages run as `dvc` subprocesses. They are pointed at this flow's Prefect server (PREFECT_API_URL), so a
 stage does not start a second server on the same database.
+
+Prefect does not schedule on the temporary server it starts for a plain flow run, so `--serve` runs a
+real one (`prefect server start`, on 127.0.0.1, with the project's PREFECT_HOME) for as long as it
+serves, unless PREFECT_API_URL already names a server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +138,60 @@ def rebuild_flow(params_file: str, targets: list[str]) -> dict[str, Any]:
     return summary
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
+    """The API URL of a Prefect server that can schedule: PREFECT_API_URL's, or one started here."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "server.log", "ab") as server_log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+             "--analytics-off", "--no-ui"],
+            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {server.returncode}; see {home / 'server.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s; see {home / 'server.log'}")
+            time.sleep(0.5)
+        log.info("rebuild: Prefect server at %s (log: %s)", url, home / "server.log")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
 def serve_rebuild(loaded: LoadedParams, cron: str, targets: list[str]) -> None:
-    """Serve the flow on a schedule (blocks; stop with Ctrl-C). Needs nothing but this process."""
-    rebuild_flow.serve(
-        name="twingan-rebuild", cron=cron, parameters={"params_file": str(loaded.file), "targets": targets}
-    )
+    """Serve the flow on a schedule (blocks; stop with Ctrl-C), against a server that schedules."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = Path(os.environ.get("PREFECT_HOME", loaded.root / ".prefect"))
+    with prefect_server(home) as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        os.environ["PREFECT_API_URL"] = url  # for the stages' dvc subprocesses
+        rebuild_flow.serve(
+            name="twingan-rebuild",
+            cron=cron,
+            parameters={"params_file": str(loaded.file), "targets": targets},
+        )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from flows.rebuild import flaky_targets, rebuild_flow, stage_names
-from tests.conftest import write_params
+from tests.conftest import REPO, write_params
 
 BIN = Path(sys.executable).parent
 
@@ -79,3 +82,37 @@ def test_rebuild_reports_a_stage_that_keeps_failing(project: Path, tmp_path: Pat
     summary = rebuild_flow(str(project / "params.yaml"), [])
     assert summary["failed"] and "site is down" in summary["error"]
     assert summary["pushed"] is False and not (project / "count.txt").exists()
+
+
+def test_serve_runs_a_scheduling_server_and_executes_triggered_runs(project: Path, tmp_path: Path) -> None:
+    """`twingan rebuild --serve`: Prefect cannot schedule on its temporary server, so serve starts a real
+    one; a run triggered on the deployment rebuilds the project; stopping serve stops the server."""
+    env = dict(os.environ, PREFECT_HOME=str(REPO / ".prefect" / "pytest-serve"))
+    env.pop("PREFECT_API_URL", None)
+    served_log = tmp_path / "serve.log"
+    with open(served_log, "wb") as output:
+        served = subprocess.Popen(
+            [str(BIN / "twingan"), "rebuild", "--serve", "--cron", "0 3 * * *", "--params", "params.yaml"],
+            cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 150
+        while "is being served" not in served_log.read_text(errors="replace"):
+            assert served.poll() is None, served_log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "serve did not start in time:\n" + served_log.read_text()
+            time.sleep(0.5)
+        url = re.search(r"http://127\.0\.0\.1:\d+/api", served_log.read_text()).group(0)  # type: ignore[union-attr]
+        triggered = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "rebuild/twingan-rebuild", "--watch", "--watch-timeout", "120"],
+            env=dict(env, PREFECT_API_URL=url), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        assert "Completed" in triggered.stdout
+        assert (project / "count.txt").is_file()  # the pipeline ran, through the flaky stage's retry
+    finally:
+        os.killpg(served.pid, signal.SIGTERM)
+        served.wait(timeout=60)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    left = subprocess.run(["pgrep", "-f", f"prefect server start --host 127.0.0.1 --port {port} "],
+                          capture_output=True, text=True)  # fmt: skip
+    assert left.stdout.split() == [], "the Prefect server outlived serve"
