@@ -157,10 +157,23 @@ def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
     home.mkdir(parents=True, exist_ok=True)
     with open(home / "server.log", "ab") as server_log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-             "--analytics-off", "--no-ui"],
-            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+                "--no-ui",
+            ],
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -93,8 +93,12 @@ def test_serve_runs_a_scheduling_server_and_executes_triggered_runs(project: Pat
     with open(served_log, "wb") as output:
         served = subprocess.Popen(
             [str(BIN / "twingan"), "rebuild", "--serve", "--cron", "0 3 * * *", "--params", "params.yaml"],
-            cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=project,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 150
         while "is being served" not in served_log.read_text(errors="replace"):
@@ -104,8 +108,11 @@ def test_serve_runs_a_scheduling_server_and_executes_triggered_runs(project: Pat
         url = re.search(r"http://127\.0\.0\.1:\d+/api", served_log.read_text()).group(0)  # type: ignore[union-attr]
         triggered = subprocess.run(
             [str(BIN / "prefect"), "deployment", "run", "rebuild/twingan-rebuild", "--watch", "--watch-timeout", "120"],
-            env=dict(env, PREFECT_API_URL=url), capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            env=dict(env, PREFECT_API_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert triggered.returncode == 0, triggered.stdout + triggered.stderr
         assert "Completed" in triggered.stdout
         assert (project / "count.txt").is_file()  # the pipeline ran, through the flaky stage's retry
@@ -113,6 +120,7 @@ def test_serve_runs_a_scheduling_server_and_executes_triggered_runs(project: Pat
         os.killpg(served.pid, signal.SIGTERM)
         served.wait(timeout=60)
     port = url.rsplit(":", 1)[1].split("/")[0]
-    left = subprocess.run(["pgrep", "-f", f"prefect server start --host 127.0.0.1 --port {port} "],
-                          capture_output=True, text=True)  # fmt: skip
+    left = subprocess.run(
+        ["pgrep", "-f", f"prefect server start --host 127.0.0.1 --port {port} "], capture_output=True, text=True
+    )
     assert left.stdout.split() == [], "the Prefect server outlived serve"

@@ -108,6 +108,26 @@ def ingest(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> 
 
 
 @app.command()
+def scrape(
+    crawl: Annotated[str, typer.Option("--crawl", "-c", help="A key of `scrape:` in params.yaml.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Stage scrape@<crawl>: Getchu character portraits into data/scrape/<crawl>/ (flows/scrape.py)."""
+    try:
+        loaded = load_params(params)
+        loaded.crawl(crawl)
+        from flows.scrape import CrawlIncomplete, run_scrape
+
+        try:
+            run_scrape(loaded, crawl)
+        except CrawlIncomplete as stopped:
+            _stderr_console().print(str(stopped), soft_wrap=True)
+            raise typer.Exit(code=3) from None
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
 def rebuild(
     params: ParamsOption = Path("params.yaml"),
     serve: Annotated[bool, typer.Option("--serve", help="Keep running and rebuild on a schedule.")] = False,

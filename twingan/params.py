@@ -102,6 +102,52 @@ class DemoDataParams(_Section):
     include_bad_files: bool = True
 
 
+class CrawlParams(_Section):
+    """One crawl of Getchu's monthly release listings (a `scrape.<name>` entry; stage `scrape@<name>`).
+
+    Politeness defaults follow what public Getchu crawlers used without trouble (about 1 request/s, 2 at
+    a time); `download_delay` is a floor that AutoThrottle never goes below, so the site never sees more
+    than `concurrency_per_domain / download_delay` requests per second.
+    """
+
+    base_url: str = "https://www.getchu.com"
+    first_month: str = Field("2016-01", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    last_month: str = Field("2016-12", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    genre: str = "pc_soft"  # PC games; dvd_game, doujin, ... are other Getchu genres
+    gage: Literal["all", "adult", "normal", ""] = "all"
+    domain: str = "anime"  # written into the manifest's domain column
+    user_agent: str = "twingan-scraper/0.1 (+{contact})"
+    contact_url: str = "https://github.com/twingan-pipeline/twingan-pipeline#scraping"
+    obey_robots: bool = True
+    download_delay: Annotated[float, Field(ge=0)] = 1.0
+    concurrency_per_domain: Annotated[int, Field(ge=1, le=16)] = 2
+    autothrottle: bool = True
+    autothrottle_target_concurrency: Annotated[float, Field(gt=0)] = 1.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 3
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    http_cache: bool = True  # a re-run over crawled months reads from data/scrape-cache/<name>
+    max_image_bytes: PositiveInt = 5_000_000
+    max_image_pixels: PositiveInt = 20_000_000
+    close_after_pages: Annotated[int, Field(ge=0)] = 0  # stop after N responses (0: no limit), for trials
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+$", url.rstrip("/")):
+            raise ValueError("must be http(s)://host[:port] with no path")
+        return url.rstrip("/")
+
+    def months(self) -> list[tuple[int, int]]:
+        start, end = (tuple(int(p) for p in m.split("-")) for m in (self.first_month, self.last_month))
+        if start > end:
+            raise ParamsError(f"first_month {self.first_month} is after last_month {self.last_month}")
+        months, (year, month) = [], start
+        while (year, month) <= end:
+            months.append((year, month))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return months
+
+
 class RebuildParams(_Section):
     """The end-to-end flow (`twingan rebuild`): which stages may fail transiently, and the push."""
 
@@ -116,7 +162,16 @@ class Params(_Section):
     domains: dict[str, DomainParams]
     demo_data: DemoDataParams = DemoDataParams()
     ingest: IngestParams = IngestParams()
+    scrape: dict[str, CrawlParams] = {}
     rebuild: RebuildParams = RebuildParams()
+
+    @field_validator("scrape")
+    @classmethod
+    def _crawl_names(cls, crawls: dict[str, CrawlParams]) -> dict[str, CrawlParams]:
+        for name in crawls:
+            if not DOMAIN_NAME.match(name):
+                raise ValueError(f"crawl name {name!r} must be lowercase letters, digits and '_' (a folder name)")
+        return crawls
 
     @field_validator("domains")
     @classmethod
@@ -142,6 +197,18 @@ class LoadedParams:
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
+
+    def crawl(self, name: str) -> CrawlParams:
+        try:
+            crawl = self.params.scrape[name]
+        except KeyError:
+            known = ", ".join(sorted(self.params.scrape)) or "none"
+            raise ParamsError(f"scrape.{name}: no such crawl in {self.file} (known: {known})") from None
+        try:
+            crawl.months()
+        except ParamsError as error:
+            raise ParamsError(f"scrape.{name}: {error}") from None
+        return crawl
 
     def domain(self, name: str) -> DomainParams:
         try:

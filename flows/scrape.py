@@ -1,0 +1,298 @@
+"""The `scrape@<crawl>` stage: a Getchu crawl into `data/scrape/<crawl>/`.
+
+Writes (published in one rename when the crawl has finished):
+  images/<id[:2]>/<id>.<ext>  every distinct portrait, bytes as downloaded, named by SHA-256
+  manifest.parquet           the raw manifest (preprocessing.schemas.RAW_MANIFEST): one row per distinct
+                             image, `source_uri` = game page, `member` = image URL
+  rejects.parquet            failed downloads with their reason, and duplicate images
+  pages.parquet              game and character metadata (scraping.schemas.CRAWL_PAGES)
+and `metrics/scrape/<crawl>.json`. A domain reads the crawl with `source: {kind: folder, path:
+data/scrape/<crawl>/images}`; ids are SHA-256s, so each image joins back to its page.
+
+The crawl itself is Scrapy's job (concurrency, politeness, retries); this module runs it and builds the
+tables. State kept between runs in `data/scrape-cache/<crawl>/` (a persistent DVC output): `http/`, the
+HTTP cache, so a re-run over crawled months reads nothing from the site and yields the same bytes; and
+`job/`, Scrapy's JOBDIR while a crawl is stopped halfway (Ctrl-C, SIGTERM, `close_after_pages`): the
+next run continues it. After a hard kill the JOBDIR may have lost requests in flight, so it is dropped
+and the crawl starts over from the HTTP cache; items already collected are kept and deduplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from preprocessing.ingest.reasons import Reason
+from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
+from scraping.schemas import CRAWL_PAGES
+from twingan.atomic import partial_dir, publish_dir, write_json_atomic
+from twingan.params import CrawlParams, LoadedParams
+from twingan.parquet import table_from_rows, write_table
+
+log = logging.getLogger("twingan.scrape")
+
+PAUSED_MARK = "paused.json"  # written into JOBDIR when Scrapy stopped cleanly before the end
+
+
+class CrawlIncomplete(RuntimeError):
+    """The crawl stopped before the end (it resumes on the next run); nothing was published."""
+
+
+@dataclass(frozen=True)
+class CrawlPaths:
+    out: Path
+    staging: Path
+    cache: Path
+    jobdir: Path
+    metrics: Path
+
+    @classmethod
+    def for_crawl(cls, loaded: LoadedParams, name: str) -> CrawlPaths:
+        out = loaded.root / "data" / "scrape" / name
+        cache = loaded.root / "data" / "scrape-cache" / name
+        return cls(out, partial_dir(out), cache, cache / "job", loaded.root / "metrics" / "scrape" / f"{name}.json")
+
+
+def _prepare(paths: CrawlPaths, crawl: CrawlParams) -> None:
+    """Keep what a stopped run left only if it belongs to the same crawl parameters."""
+    fingerprint = crawl.model_dump(mode="json", exclude={"close_after_pages"})
+    mark = paths.staging / "crawl.json"
+    if paths.staging.exists() and (not mark.exists() or json.loads(mark.read_text()) != fingerprint):
+        shutil.rmtree(paths.staging)
+        shutil.rmtree(paths.jobdir, ignore_errors=True)
+    if paths.jobdir.exists() and not (paths.jobdir / PAUSED_MARK).exists():
+        log.warning("scrape: the last crawl was killed hard; restarting it from the HTTP cache")
+        shutil.rmtree(paths.jobdir)
+    (paths.jobdir / PAUSED_MARK).unlink(missing_ok=True)
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(mark, fingerprint)
+
+
+def run_crawl(crawl: CrawlParams, paths: CrawlPaths) -> dict[str, Any]:
+    """Run the spider to its end in this process (Twisted's reactor runs once per process)."""
+    from scrapy import signals
+    from scrapy.crawler import CrawlerProcess
+
+    from scraping.settings import crawl_settings
+    from scraping.spiders.getchu import GetchuSpider
+
+    # Our logging (twingan/cli.py) stays in charge: Scrapy's own root handler would print everything twice.
+    process = CrawlerProcess(
+        crawl_settings(crawl, staging=paths.staging, cache=paths.cache, jobdir=paths.jobdir), install_root_handler=False
+    )
+    for name in ("scrapy.extensions.logstats", "scrapy.core.engine"):
+        logging.getLogger(name).setLevel(logging.INFO)  # progress every minute, and start/stop
+    crawler = process.create_crawler(GetchuSpider)
+    closed: dict[str, Any] = {}
+
+    def on_closed(spider: Any, reason: str) -> None:
+        closed["reason"] = reason
+        closed["stats"] = dict(crawler.stats.get_stats())
+
+    crawler.signals.connect(on_closed, signal=signals.spider_closed)
+    process.crawl(crawler, base_url=crawl.base_url, months=crawl.months(), genre=crawl.genre, gage=crawl.gage)
+    process.start()
+    return closed
+
+
+def _read_items(path: Path) -> tuple[dict[int, dict[str, Any]], dict[tuple[int, str], dict[str, Any]]]:
+    """Items by game and by (game, image URL); a resumed or restarted crawl may have logged some twice."""
+    pages: dict[int, dict[str, Any]] = {}
+    characters: dict[tuple[int, str], dict[str, Any]] = {}
+    if not path.exists():
+        return pages, characters
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a hard-killed run may be cut
+                log.warning("scrape: %s line %d is not JSON (a cut write); skipped", path.name, number)
+                continue
+            if item.get("kind") == "page":
+                pages.setdefault(item["game_id"], item)
+            elif item.get("kind") == "character":
+                characters.setdefault((item["game_id"], item["image_url"]), item)
+    return pages, characters
+
+
+def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
+    """Manifest, rejects, pages and metrics from the logged items: sorted, so the bytes are reproducible."""
+    pages, characters = _read_items(items_file)
+    stored: dict[str, list[dict[str, Any]]] = {}
+    rejects: list[dict[str, Any]] = []
+    failures: Counter[str] = Counter()
+    for item in characters.values():
+        image = item.get("image") or {"status": "failed", "reason": "not_downloaded"}
+        if image.get("status") == "stored":
+            stored.setdefault(image["sha256"], []).append(item)
+        else:
+            failures[image.get("reason", "download_error")] += 1
+            rejects.append(
+                {
+                    "source_uri": item["page_url"],
+                    "member": item["image_url"],
+                    "reason": image.get("reason", "download_error"),
+                    "detail": image.get("detail", ""),
+                    "byte_size": None,
+                    "sha256": None,
+                    "duplicate_of": None,
+                }
+            )
+    manifest, image_status = [], {}
+    for sha in sorted(stored):
+        first, *others = sorted(stored[sha], key=lambda i: (i["page_url"], i["image_url"]))
+        image = first["image"]
+        manifest.append(
+            {
+                "id": sha,
+                "domain": crawl.domain,
+                "source_uri": first["page_url"],
+                "member": first["image_url"],
+                "path": image["path"],
+                "format": image["format"],
+                "mode": image["mode"],
+                "width": image["width"],
+                "height": image["height"],
+                "exif_orientation": 1,
+                "byte_size": image["byte_size"],
+                "duplicates": len(others),
+            }
+        )
+        image_status[(first["game_id"], first["image_url"])] = "stored"
+        for other in others:
+            image_status[(other["game_id"], other["image_url"])] = "duplicate"
+            rejects.append(
+                {
+                    "source_uri": other["page_url"],
+                    "member": other["image_url"],
+                    "reason": Reason.DUPLICATE.value,
+                    "detail": f"same bytes as {first['image_url']}",
+                    "byte_size": image["byte_size"],
+                    "sha256": sha,
+                    "duplicate_of": sha,
+                }
+            )
+    rejects.sort(key=lambda row: (row["member"], row["source_uri"], row["reason"]))
+
+    rows = []
+    for game_id, page in sorted(pages.items()):
+        own = sorted(
+            (c for (g, _), c in characters.items() if g == game_id),
+            key=lambda c: (c.get("character_index") or 0, c["image_url"]),
+        )
+        base = {
+            "game_id": game_id,
+            "page_url": page["page_url"],
+            "page_status": page["status"],
+            "title": page.get("title"),
+            "brand": page.get("brand"),
+            "release_date": page.get("release_date"),
+            "release_text": page.get("release_text"),
+            "genre_tab": page.get("genre_tab"),
+        }
+        empty = dict.fromkeys(
+            (
+                "character_index",
+                "character_name",
+                "cv",
+                "image_url",
+                "fullbody_url",
+                "standard_name",
+                "image_status",
+                "image_id",
+            )
+        )
+        if not own:
+            rows.append({**base, **empty})
+        for c in own:
+            image = c.get("image") or {}
+            status = image_status.get((game_id, c["image_url"])) or image.get("reason", "not_downloaded")
+            rows.append(
+                {
+                    **base,
+                    "character_index": c.get("character_index"),
+                    "character_name": c.get("character_name"),
+                    "cv": c.get("cv"),
+                    "image_url": c["image_url"],
+                    "fullbody_url": c.get("fullbody_url"),
+                    "standard_name": c.get("standard_name"),
+                    "image_status": status,
+                    "image_id": image.get("sha256") if image.get("status") == "stored" else None,
+                }
+            )
+    page_counts = Counter(page["status"] for page in pages.values())
+    metrics = {
+        "pages": len(pages),
+        "pages_by_status": {k: page_counts.get(k, 0) for k in ("ok", "no_characters", "missing", "not_a_game")},
+        "portraits": len(characters),
+        "images_stored": len(manifest),
+        "duplicates": sum(row["duplicates"] for row in manifest),
+        "image_errors": dict(sorted(failures.items())),
+        "bytes_stored": sum(row["byte_size"] for row in manifest),
+    }
+    return {"manifest": manifest, "rejects": rejects, "pages": rows, "metrics": metrics}
+
+
+def _prune(staging: Path, manifest: list[dict[str, Any]]) -> None:
+    keep = {row["path"] for row in manifest}
+    for path in (staging / "images").rglob("*") if (staging / "images").exists() else []:
+        if path.is_file() and path.relative_to(staging).as_posix() not in keep:
+            path.unlink()
+
+
+def run_scrape(loaded: LoadedParams, name: str) -> dict[str, Any]:
+    crawl = loaded.crawl(name)
+    paths = CrawlPaths.for_crawl(loaded, name)
+    _prepare(paths, crawl)
+    log.info(
+        "scrape@%s: %s, months %s..%s (%d)",
+        name,
+        crawl.base_url,
+        crawl.first_month,
+        crawl.last_month,
+        len(crawl.months()),
+    )
+    closed = run_crawl(crawl, paths)
+    write_json_atomic(
+        paths.cache / "last_run_stats.json",
+        {k: v for k, v in closed.get("stats", {}).items() if isinstance(v, (int, float, str))},
+    )
+    reason = closed.get("reason", "unknown")
+    if reason != "finished":
+        paths.jobdir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(paths.jobdir / PAUSED_MARK, {"reason": reason})
+        raise CrawlIncomplete(f"scrape@{name}: crawl stopped ({reason}); run it again to continue where it stopped")
+
+    tables = build_tables(crawl, paths.staging / "items.jsonl")
+    recorded = {"crawl": name, "params": crawl.model_dump(mode="json", exclude={"close_after_pages"})}
+    _prune(paths.staging, tables["manifest"])
+    write_table(
+        table_from_rows(tables["manifest"], RAW_MANIFEST), paths.staging / "manifest.parquet", RAW_MANIFEST, recorded
+    )
+    write_table(
+        table_from_rows(tables["rejects"], RAW_REJECTS), paths.staging / "rejects.parquet", RAW_REJECTS, recorded
+    )
+    write_table(table_from_rows(tables["pages"], CRAWL_PAGES), paths.staging / "pages.parquet", CRAWL_PAGES, recorded)
+    (paths.staging / "items.jsonl").unlink(missing_ok=True)
+    (paths.staging / "crawl.json").unlink(missing_ok=True)
+    publish_dir(paths.staging, paths.out)
+    shutil.rmtree(paths.jobdir, ignore_errors=True)
+    write_json_atomic(paths.metrics, tables["metrics"])
+    m = tables["metrics"]
+    log.info(
+        "scrape@%s: %d pages, %d portraits, %d images stored (%d duplicates), errors %s -> %s",
+        name,
+        m["pages"],
+        m["portraits"],
+        m["images_stored"],
+        m["duplicates"],
+        m["image_errors"] or "none",
+        paths.out.relative_to(loaded.root),
+    )
+    return m

@@ -1,0 +1,60 @@
+"""Scrapy settings of a crawl, built from its `scrape.<name>` section of params.yaml.
+
+Politeness is the default: robots.txt obeyed, one download slot per host with `download_delay` as a
+hard floor (not randomised below it, and AutoThrottle never goes under it), an identifying user agent
+with a contact URL, retries with backoff on 5xx and timeouts. Pages go through Scrapy's HTTP cache
+(errors are not cached, so they are retried next time); a crawl is resumable through JOBDIR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twingan.params import CrawlParams
+
+RETRY_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+
+def crawl_settings(params: CrawlParams, *, staging: Path, cache: Path, jobdir: Path) -> dict[str, Any]:
+    return {
+        "BOT_NAME": "twingan",
+        "SPIDER_MODULES": ["scraping.spiders"],
+        "USER_AGENT": params.user_agent.format(contact=params.contact_url),
+        "ROBOTSTXT_OBEY": params.obey_robots,
+        "DOWNLOAD_DELAY": params.download_delay,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,  # randomising goes down to 0.5x the delay
+        "CONCURRENT_REQUESTS": params.concurrency_per_domain,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": params.concurrency_per_domain,
+        "AUTOTHROTTLE_ENABLED": params.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": max(params.download_delay, 0.1),
+        "AUTOTHROTTLE_MAX_DELAY": 60.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": params.autothrottle_target_concurrency,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": params.retries,
+        "RETRY_HTTP_CODES": RETRY_CODES,
+        "DOWNLOAD_TIMEOUT": params.timeout_seconds,
+        "DOWNLOAD_MAXSIZE": max(params.max_image_bytes, 16 * 1024 * 1024),  # pages; images get their own
+        "COOKIES_ENABLED": True,
+        "HTTPCACHE_ENABLED": params.http_cache,
+        "HTTPCACHE_DIR": str(cache / "http"),
+        "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.DummyPolicy",  # crawled pages never expire
+        "HTTPCACHE_IGNORE_HTTP_CODES": RETRY_CODES,
+        "HTTPCACHE_GZIP": True,
+        "JOBDIR": str(jobdir),
+        "CLOSESPIDER_PAGECOUNT": params.close_after_pages,
+        "MEDIA_ALLOW_REDIRECTS": True,
+        "FILES_STORE": str(staging),
+        "ITEM_PIPELINES": {
+            "scraping.pipelines.PortraitImagesPipeline": 200,
+            "scraping.pipelines.ItemLogPipeline": 900,
+        },
+        "TWINGAN_ITEMS_FILE": str(staging / "items.jsonl"),
+        "TWINGAN_MAX_IMAGE_BYTES": params.max_image_bytes,
+        "TWINGAN_MAX_IMAGE_PIXELS": params.max_image_pixels,
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMATTER": "scrapy.logformatter.LogFormatter",
+        "TELNETCONSOLE_ENABLED": False,
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+        "FEED_EXPORT_ENCODING": "utf-8",
+    }
