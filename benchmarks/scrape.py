@@ -9,7 +9,10 @@ much, with politeness switched off (no delay, no AutoThrottle) so that it measur
   scrape     `twingan scrape` (the real stage, a subprocess as under `dvc repro`), 8 concurrent
              requests, HTTP cache off, then its tables and metrics written
 
-The mock runs in its own process, so neither side shares a GIL with the server. Both sides fetch the same
+The mock runs in its own process, so neither side shares a GIL with the server. It answers after
+`--latency` seconds (default 50 ms: a site in the same region; Getchu from Europe is 250 ms or more);
+with `--latency 0` the run measures CPU cost per request alone, where a sequential loop has nothing to
+overlap and Scrapy's heavier machinery loses. Both sides fetch the same
 URLs; the script checks they stored the same set of image SHA-256s. It prints pages/s, images/s, the
 ratio, and the peak RSS of the scrape subprocess (the crawl keeps its queues and items on disk, so memory
 should not grow with the site: run with --pages 5000 to see).
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,12 +47,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(
-    port: int, pages: int, ready: multiprocessing.synchronize.Event, stop: multiprocessing.synchronize.Event
-) -> None:  # type: ignore[name-defined]
+def serve(port: int, pages: int, ready: Any, stop: Any, latency: float = 0.0) -> None:
+    """The mock site, in its own process (so the server shares no GIL with either side)."""
     from tests.getchu_site import MockGetchu
 
-    with MockGetchu(port=port, scale=pages):
+    with MockGetchu(port=port, scale=pages, latency=latency):
         ready.set()
         stop.wait()
 
@@ -141,6 +144,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=600, help="game pages on the mock site (3 portraits each)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.05,
+        help="seconds the mock waits before each response (a real site's round trip; 0: none)",
+    )
     args = parser.parse_args()
     from flows.runtime import configure_environment
 
@@ -149,7 +158,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
-    server = context.Process(target=serve, args=(port, args.pages, ready, stop), daemon=True)
+    server = context.Process(target=serve, args=(port, args.pages, ready, stop, args.latency), daemon=True)
     server.start()
     if not ready.wait(120):
         raise SystemExit("mock site did not start")
@@ -162,7 +171,10 @@ def main() -> int:
     finally:
         stop.set()
         server.join(10)
-    print(f"scrape benchmark: mock Getchu with {args.pages} game pages, 12 month listings, {images} portraits")
+    print(
+        f"scrape benchmark: mock Getchu with {args.pages} game pages, 12 month listings, {images} portraits, "
+        f"{args.latency * 1000:.0f} ms latency per response"
+    )
     print(f"{'':28} {'seconds':>8} {'pages/s':>8} {'images/s':>9}")
     print(f"{'baseline (requests loop)':28} {base_s:8.2f} {pages / base_s:8.1f} {images / base_s:9.1f}")
     print(

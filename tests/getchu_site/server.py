@@ -105,8 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the mock must show up as a 500, not a hung client
             site._errors.append(f"{self.command} {self.path}: {exc!r}")
             reply = Reply(500, pg.encode(pg.message_page("500", "mock error")))
-        if reply.delay:
-            time.sleep(reply.delay)
+        if reply.delay or site.latency:
+            time.sleep(reply.delay + site.latency)
         # Logged before sending, so a client that has its response always finds it in site.requests.
         site._log(
             {
@@ -157,8 +157,10 @@ class MockGetchu:
         unavailable: Mapping[int, int] | None = None,
         gate_adult_months: bool = False,
         host: str = "127.0.0.1",
+        latency: float = 0.0,
     ) -> None:
         self.host = host
+        self.latency = latency  # seconds added to every response: a real site's round trip and server time
         self.gate = gate
         self.hotlink = hotlink
         self.robots = robots
