@@ -23,7 +23,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from scrapy import Request, Spider
 from scrapy.exceptions import IgnoreRequest
-from scrapy.pipelines.files import FileException, FilesPipeline
+from scrapy.pipelines.files import FilesPipeline
+from scrapy.pipelines.media import FileException
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 

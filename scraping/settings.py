@@ -2,8 +2,9 @@
 
 Politeness is the default: robots.txt obeyed, one download slot per host with `download_delay` as a
 hard floor (not randomised below it, and AutoThrottle never goes under it), an identifying user agent
-with a contact URL, retries with backoff on 5xx and timeouts. Pages go through Scrapy's HTTP cache
-(errors are not cached, so they are retried next time); a crawl is resumable through JOBDIR.
+with a contact URL, retries on 5xx and timeouts with exponential backoff (scraping/middlewares.py).
+Pages go through Scrapy's HTTP cache (errors are not cached, so they are retried next time); a crawl
+is resumable through JOBDIR.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def crawl_settings(params: CrawlParams, *, staging: Path, cache: Path, jobdir: P
         "AUTOTHROTTLE_MAX_DELAY": 60.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": params.autothrottle_target_concurrency,
         "RETRY_ENABLED": True,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "scraping.middlewares.BackoffRetryMiddleware": 550,
+        },
+        "RETRY_BACKOFF_BASE": params.retry_backoff_seconds,
+        "RETRY_BACKOFF_MAX": 60.0,
         "RETRY_TIMES": params.retries,
         "RETRY_HTTP_CODES": RETRY_CODES,
         "DOWNLOAD_TIMEOUT": params.timeout_seconds,

@@ -27,7 +27,14 @@ from tests.getchu_site import MockGetchu
 from twingan.parquet import read_table
 
 BIN = Path(sys.executable).parent
-FAST = {"download_delay": 0, "autothrottle": False, "concurrency_per_domain": 4, "retries": 2, "timeout_seconds": 10}
+FAST = {
+    "download_delay": 0,
+    "autothrottle": False,
+    "concurrency_per_domain": 4,
+    "retries": 2,
+    "retry_backoff_seconds": 0.3,
+    "timeout_seconds": 10,
+}
 
 
 def free_port() -> int:
@@ -150,6 +157,12 @@ def test_the_site_saw_a_polite_careful_crawler(crawled: dict[str, Any]) -> None:
     ok_images = [e["path"] for e in images if e["status"] == 200]
     assert len(ok_images) == len(set(ok_images)), "an image was downloaded twice"
     assert all("twingan-scraper" in (e["user_agent"] or "") for e in log)
+
+
+def test_retries_back_off_instead_of_hammering_the_site(crawled: dict[str, Any]) -> None:
+    flaky = [e for e in crawled["requests"] if e["path"].startswith("/soft.phtml?id=900109")]
+    assert [e["status"] for e in flaky] == [500, 200]
+    assert flaky[1]["time"] - flaky[0]["time"] >= 0.3  # retry_backoff_seconds
 
 
 def test_a_rerun_with_the_http_cache_is_byte_identical_and_offline(crawled: dict[str, Any]) -> None:

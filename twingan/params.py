@@ -124,6 +124,7 @@ class CrawlParams(_Section):
     autothrottle: bool = True
     autothrottle_target_concurrency: Annotated[float, Field(gt=0)] = 1.0
     retries: Annotated[int, Field(ge=0, le=20)] = 3
+    retry_backoff_seconds: Annotated[float, Field(ge=0)] = 2.0  # the site waits 2, 4, 8 ... s after errors
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     http_cache: bool = True  # a re-run over crawled months reads from data/scrape-cache/<name>
     max_image_bytes: PositiveInt = 5_000_000
