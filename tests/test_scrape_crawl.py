@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from scraping.schemas import CRAWL_PAGES
@@ -250,3 +251,42 @@ def test_download_delay_bounds_the_request_rate(tmp_path: Path) -> None:
         times = sorted(e["time"] for e in site.requests if e["path"] != "/robots.txt")
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) >= 8 and min(gaps) >= 0.8 * delay, gaps
+
+
+def test_extending_the_month_range_fetches_only_the_new_months(tmp_path: Path) -> None:
+    with MockGetchu(port=free_port()) as site:
+        root = project(tmp_path / "grow", site, site.expected["limits"], last_month="2016-01")
+        assert scrape(root).returncode == 0
+        january = {e["path"] for e in site.requests if e["status"] == 200}
+        site.reset_log()
+        params = (root / "params.yaml").read_text().replace("last_month: 2016-01", "last_month: 2016-03")
+        (root / "params.yaml").write_text(params)
+        done = scrape(root)
+        assert done.returncode == 0, done.stderr[-3000:]
+        refetched = {e["path"] for e in site.requests if e["status"] == 200} & january
+    too_large = {"/" + u.split("/", 3)[3] for u, why in site.expected["failed_images"].items() if why == "too_large"}
+    assert refetched <= too_large | {"/robots.txt"}, refetched  # only what never completed is asked again
+    months = {row["page_url"] for row in pq.read_table(root / "data/scrape/t/pages.parquet").to_pylist()}
+    assert any("900112" in url for url in months)  # a February game is now in
+
+
+def test_dvc_runs_the_crawl_and_the_anime_domain_ingests_it(tmp_path: Path) -> None:
+    from tests.test_pipeline import copy_repo, dvc, ran
+
+    root = copy_repo(tmp_path / "repo")
+    with MockGetchu(port=free_port()) as site:
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        limits = site.expected["limits"]
+        params["scrape"] = {"t": {"base_url": site.base, "first_month": "2016-01", "last_month": "2016-02",
+                                  "max_image_bytes": limits["max_bytes"], "max_image_pixels": limits["max_pixels"],
+                                  **FAST}}  # fmt: skip
+        params["domains"] = {"anime": {"source": {"kind": "folder", "path": "data/scrape/t/images"}}}
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        first = dvc(root, "repro", "ingest@anime")
+        assert ran(first) == ["scrape@t", "ingest@anime"], first
+        assert ran(dvc(root, "repro", "ingest@anime")) == []
+    crawl = read_table(root / "data/scrape/t/manifest.parquet", RAW_MANIFEST).to_pylist()
+    anime = read_table(root / "data/raw/anime/manifest.parquet", RAW_MANIFEST).to_pylist()
+    assert {row["id"] for row in anime} == {row["id"] for row in crawl}  # same bytes, same ids: lineage joins
+    metrics = json.loads((root / "metrics/scrape/t.json").read_text())
+    assert metrics["images_stored"] == len(crawl) and metrics["pages_by_status"]["missing"] == 2
