@@ -51,3 +51,58 @@ RAW_REJECTS = declare(
         pa.field("duplicate_of", pa.string()),
     ],
 )
+
+POINT = pa.struct([pa.field("name", pa.string()), pa.field("x", pa.float32()), pa.field("y", pa.float32())])
+
+FACES = declare(
+    "faces",
+    1,
+    [
+        # f"{image_id}-{face_index}": stable across runs, unique within a domain.
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("face_index", pa.int16(), nullable=False),  # rank by box area in the image, 0 = largest
+        pa.field("box", pa.list_(pa.float32(), 4), nullable=False),  # x0, y0, x1, y1 in upright source pixels
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("landmarks", pa.list_(POINT), nullable=False),  # named points in source pixels
+        # 2x3 affine matrix, row-major, source pixel -> crop pixel; invert it to paste a crop back.
+        pa.field("transform", pa.list_(pa.float64(), 6), nullable=False),
+        pa.field("roll_degrees", pa.float32(), nullable=False),
+        pa.field("align_method", pa.string(), nullable=False),
+        pa.field("detector", pa.string(), nullable=False),
+        pa.field("detector_version", pa.string(), nullable=False),
+        pa.field("crop_size", pa.int16(), nullable=False),
+        pa.field("crop_format", pa.string(), nullable=False),
+        pa.field("crop_sha256", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),  # crops-00000.parquet
+        pa.field("shard_row", pa.int32(), nullable=False),
+        # Eye-centre error of the crop, re-measured by dlib's 5-point predictor, as a fraction of the crop
+        # size (eyes-aligned domains with a dlib detector; null elsewhere).
+        pa.field("eye_error", pa.float32()),
+        # Detector extras as JSON (AnimeFace: hair, skin and eye colours), for the tags stage.
+        pa.field("attributes", pa.string(), nullable=False),
+    ],
+)
+
+FACE_REJECTS = declare(
+    "face_rejects",
+    1,
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("face_index", pa.int16()),  # null: the whole image (unreadable, no face)
+        # no_face | too_small | low_score | roll | extra_face | unreadable
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ],
+)
+
+CROPS = declare(
+    "crops",
+    1,
+    [
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("image", pa.binary(), nullable=False),  # encoded PNG, JPEG or WebP, as faces.crop_format says
+    ],
+)

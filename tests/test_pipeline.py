@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preprocessing.schemas import RAW_MANIFEST
+from preprocessing.schemas import FACES, RAW_MANIFEST
 from tests import fixtures_images as fx
 from tests.conftest import REPO
 from twingan.parquet import read_table
@@ -61,11 +61,17 @@ def ran(output: str) -> list[str]:
 def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path: Path) -> None:
     root = copy_repo(tmp_path / "repo")
     first = dvc(root, "repro")
-    assert sorted(ran(first)) == ["demo_data", "ingest@anime", "ingest@cat", "ingest@human"]
+    assert sorted(ran(first)) == [
+        "demo_data", "faces@anime", "faces@cat", "faces@human", "ingest@anime", "ingest@cat", "ingest@human",
+    ]  # fmt: skip
     for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
         manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
         assert manifest.num_rows >= at_least
         assert (root / "data/raw" / domain / "rejects.parquet").is_file()
+    for domain in ("human", "anime", "cat"):
+        faces = read_table(root / "data/faces" / domain / "faces.parquet", FACES)
+        assert faces.num_rows >= 1 and (root / "plots/faces" / f"{domain}.png").is_file()
+    assert json.loads((root / "metrics/faces/anime.json").read_text())["fraction_with_face"] == 1.0
     human = json.loads((root / "metrics/ingest/human.json").read_text())
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
@@ -79,9 +85,14 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     for i in range(3):
         (extra / f"dog_{i}.jpg").write_bytes(fx.jpeg(100 + i))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["domains"]["dog"] = {"source": {"kind": "folder", "path": "extra/dog"}}
+    params["domains"]["dog"] = {
+        "source": {"kind": "folder", "path": "extra/dog"},
+        "detector": {"name": "opencv_cat"},
+        "align": {"method": "box", "size": 64},
+        "select": {"faces": "largest"},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
-    assert ran(third) == ["ingest@dog"], third
+    assert ran(third) == ["ingest@dog", "faces@dog"], third
     assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
     assert ran(dvc(root, "repro")) == []

@@ -63,7 +63,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from preprocessing.ingest.sources import SourceError
     from twingan.parquet import SchemaMismatchError
 
-    return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError)
+    try:
+        from preprocessing.faces.detectors import ModelFileMissing
+    except ImportError:  # the detector libraries are not installed
+        return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError)
+    return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError, ModelFileMissing)
 
 
 @app.callback()
@@ -103,6 +107,18 @@ def ingest(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> 
         from flows.ingest import run_ingest
 
         run_ingest(loaded, domain)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def faces(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage faces@<domain>: aligned face crops of data/raw/<domain>/ into data/faces/<domain>/ (flows/faces.py)."""
+    try:
+        loaded = load_params(params)
+        from flows.faces import run_faces
+
+        run_faces(loaded, domain)
     except _user_errors() as error:
         _fail(str(error))
 

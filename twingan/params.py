@@ -56,10 +56,42 @@ Source = Annotated[FolderSource | ArchiveSource, Field(discriminator="kind")]
 SOURCE_KINDS = ("folder", "archive")
 
 
+class DetectorParams(_Section):
+    """A face detector by registered name (preprocessing/faces/detectors.py) and its options."""
+
+    name: str
+    options: dict[str, Any] = {}
+
+
+class AlignParams(_Section):
+    """Where a face lands in its crop. `eyes` (humans): a similarity transform putting the eye centres
+    at fixed points, `eye_distance` and `eye_height` as fractions of `size`. `box` (anime, cats): a square
+    of `margin` times the detector's box, moved up by `shift_up` box heights to take in the hair."""
+
+    method: Literal["eyes", "box"] = "eyes"
+    size: Annotated[int, Field(ge=16, le=512)] = 256
+    eye_distance: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    eye_height: Annotated[float, Field(gt=0, lt=1)] = 0.4
+    margin: Annotated[float, Field(ge=1, le=4)] = 1.5
+    shift_up: Annotated[float, Field(ge=-1, le=1)] = 0.0
+
+
+class SelectParams(_Section):
+    """Which detected faces become crops."""
+
+    faces: Literal["largest", "all"] = "largest"
+    min_face_size: Annotated[int, Field(ge=1)] = 40  # box side in source pixels
+    min_score: float = -1e9  # detector units (dlib HOG scores can be negative)
+    max_roll_degrees: Annotated[float, Field(ge=0, le=180)] = 45.0
+
+
 class DomainParams(_Section):
     """One domain (human, anime, cat, ...): the unit a user adds to extend the pipeline."""
 
     source: Source
+    detector: DetectorParams | None = None  # required by the faces stage
+    align: AlignParams = AlignParams()
+    select: SelectParams = SelectParams()
 
 
 class ExecutorParams(_Section):
@@ -89,6 +121,16 @@ class IngestParams(_Section):
     @classmethod
     def _upper(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(f.upper() for f in formats)
+
+
+class FacesParams(_Section):
+    """The faces stage: how crops are stored and where the work runs."""
+
+    crop_format: Literal["png", "jpeg", "webp"] = "png"
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 95
+    shard_max_bytes: Annotated[int, Field(ge=1 << 16)] = 64 * 1024 * 1024
+    contact_sheet: Annotated[int, Field(ge=1, le=400)] = 64  # crops on the contact sheet
+    executor: ExecutorParams = ExecutorParams(kind="process", chunk_size=16)
 
 
 class DemoDataParams(_Section):
@@ -164,6 +206,7 @@ class Params(_Section):
     demo_data: DemoDataParams = DemoDataParams()
     ingest: IngestParams = IngestParams()
     scrape: dict[str, CrawlParams] = {}
+    faces: FacesParams = FacesParams()
     rebuild: RebuildParams = RebuildParams()
 
     @field_validator("scrape")

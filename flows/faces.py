@@ -1,0 +1,191 @@
+"""The `faces@<domain>` stage: every image of `data/raw/<domain>/` into aligned face crops.
+
+Writes `data/faces/<domain>/` (built in `<folder>.partial/`, renamed into place when complete):
+  crops-00000.parquet, ...   the encoded crops (schema `crops/1`), each shard at most faces.shard_max_bytes
+  faces.parquet              one row per kept face: box, score, landmarks, the 2x3 transform, detector and
+                             version, crop sha256, shard and row (schema `faces/1`)
+  rejects.parquet            images or faces not kept, with the reason (schema `face_rejects/1`)
+and `metrics/faces/<domain>.json`, `plots/faces/<domain>.png` (a contact sheet).
+
+Images go to the workers in chunks of `chunk_size` in id order, and results come back in that order
+whatever the number of workers, so they stream into the shard writer and give the same bytes for 1 or N
+workers, without the crops of the whole domain ever being in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from flows.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
+from flows.runtime import stage_flow_settings
+from preprocessing.faces.extract import FacesJob, ImageRef, ImageResult, process_chunk
+from preprocessing.schemas import CROPS, FACE_REJECTS, FACES, RAW_MANIFEST
+from twingan.atomic import partial_dir, publish_dir, write_json_atomic, write_with
+from twingan.params import LoadedParams, ParamsError, load_params
+from twingan.parquet import read_table, table_from_rows, write_table
+
+log = logging.getLogger("twingan.faces")
+
+
+class ShardWriter:
+    """Crops into `crops-NNNNN.parquet` files of bounded size, in the order they arrive."""
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.index = 0
+        self.rows: list[dict[str, Any]] = []
+        self.size = 0
+
+    @property
+    def name(self) -> str:
+        return f"crops-{self.index:05d}.parquet"
+
+    def add(self, face_id: str, data: bytes) -> tuple[str, int]:
+        if self.rows and self.size + len(data) > self.max_bytes:
+            self.flush()
+        self.rows.append({"face_id": face_id, "image": data})
+        self.size += len(data)
+        return self.name, len(self.rows) - 1
+
+    def flush(self) -> None:
+        if self.rows:
+            write_table(table_from_rows(self.rows, CROPS), self.folder / self.name, CROPS)
+            self.index += 1
+            self.rows, self.size = [], 0
+
+
+@task(name="faces-chunk", cache_policy=NO_CACHE)
+def faces_chunk(refs: list[ImageRef], job: FacesJob, pool: Any) -> list[ImageResult]:
+    return run_on(pool, process_chunk, refs, job)
+
+
+def _job(loaded: LoadedParams, domain: str) -> FacesJob:
+    spec = loaded.domain(domain)
+    if spec.detector is None:
+        raise ParamsError(f"domains.{domain}.detector: required by the faces stage (e.g. name: dlib_hog)")
+    from preprocessing.faces.detectors import available
+
+    if spec.detector.name not in available():
+        raise ParamsError(
+            f"domains.{domain}.detector.name: unknown detector {spec.detector.name!r} (known: {', '.join(available())})"
+        )
+    settings = loaded.params.faces
+    return FacesJob(domain=domain, raw_dir=str(loaded.root / "data" / "raw" / domain), detector=spec.detector.name,
+                    detector_options=dict(spec.detector.options), align=spec.align.model_dump(),
+                    select=spec.select.model_dump(), crop_format=settings.crop_format,
+                    jpeg_quality=settings.jpeg_quality)  # fmt: skip
+
+
+def contact_sheet(crops: list[bytes], target: Path, columns: int = 8, cell: int = 96) -> None:
+    """A grid of crops a person can look at (`dvc plots show` lists it)."""
+    from PIL import Image
+
+    rows = max(1, math.ceil(len(crops) / columns))
+    sheet = Image.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
+    for position, data in enumerate(crops):
+        with Image.open(io.BytesIO(data)) as crop:
+            tile = crop.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS)
+        sheet.paste(tile, ((position % columns) * cell, (position // columns) * cell))
+
+    def _save(tmp: Path) -> None:
+        sheet.save(tmp, "PNG")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_with(target, _save)
+
+
+@flow(name="faces", validate_parameters=False)
+def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
+    loaded = load_params(params_file)
+    job = _job(loaded, domain)
+    settings = loaded.params.faces
+    manifest = read_table(loaded.root / "data" / "raw" / domain / "manifest.parquet", RAW_MANIFEST)
+    refs = [ImageRef(i, p) for i, p in sorted(zip(manifest["id"].to_pylist(), manifest["path"].to_pylist(),
+                                                  strict=True))]  # fmt: skip
+    out = loaded.root / "data" / "faces" / domain
+    staging = partial_dir(out)
+    if staging.exists():
+        import shutil
+
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    started = time.perf_counter()
+    log.info("faces@%s: %d images, detector %s, %s alignment to %d px", domain, len(refs), job.detector,
+             job.align["method"], job.align["size"])  # fmt: skip
+
+    writer = ShardWriter(staging, settings.shard_max_bytes)
+    faces: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    sheet: list[tuple[str, bytes]] = []
+    detected = with_face = 0
+    executor = settings.executor
+    task_fn = faces_chunk.with_options(retries=executor.task_retries)
+    with worker_pool(executor) as pool, tqdm(total=len(refs), desc=f"faces@{domain}", unit="img",
+                                              disable=None) as bar:  # fmt: skip
+        chunks = chunked(refs, executor.chunk_size)  # fixed, ordered chunks: same output for any worker count
+        for results in map_bounded(lambda c: task_fn.submit(c, job, pool), chunks, window=2 * executor.workers):
+            for result in results:
+                detected += result.detected
+                with_face += bool(result.faces)
+                rejects.extend(result.rejects)
+                for row, data in zip(result.faces, result.crops, strict=True):
+                    row["shard"], row["shard_row"] = writer.add(row["face_id"], data)
+                    faces.append(row)
+                    sheet.append((row["crop_sha256"], data))
+                    sheet = sorted(sheet)[: settings.contact_sheet]  # a fixed pseudo-random sample
+            bar.update(len(results))
+    writer.flush()
+
+    recorded = {"domain": domain, **{k: v for k, v in job.__dict__.items() if k not in ("raw_dir", "domain")}}
+    write_table(table_from_rows(faces, FACES), staging / "faces.parquet", FACES, recorded)
+    write_table(table_from_rows(rejects, FACE_REJECTS), staging / "rejects.parquet", FACE_REJECTS, recorded)
+    publish_dir(staging, out)
+
+    errors = [row["eye_error"] for row in faces if row["eye_error"] is not None]
+    counts: dict[str, int] = {}
+    for row in rejects:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    metrics = {
+        "images": len(refs),
+        "images_with_face": with_face,
+        "fraction_with_face": round(with_face / len(refs), 4) if refs else 0.0,
+        "faces_detected": detected,
+        "faces_kept": len(faces),
+        "shards": writer.index,
+        "rejects": dict(sorted(counts.items())),
+    }
+    if errors:
+        metrics["eye_error_median"] = round(float(np.median(errors)), 4)
+        metrics["aligned_within_2pct"] = round(float(np.mean(np.asarray(errors) <= 0.02)), 4)
+    write_json_atomic(loaded.root / "metrics" / "faces" / f"{domain}.json", metrics)
+    contact_sheet([data for _, data in sheet], loaded.root / "plots" / "faces" / f"{domain}.png")
+    log.info("faces@%s: %d of %d images with a kept face, %d faces in %d shards, rejects %s, in %.1f s", domain,
+             with_face, len(refs), len(faces), writer.index, json.dumps(metrics["rejects"]),
+             time.perf_counter() - started)  # fmt: skip
+    return metrics
+
+
+def run_faces(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    # Parameter errors and missing model files surface here, in one line, before Prefect starts.
+    job = _job(loaded, domain)
+    from preprocessing.faces.detectors import make_detector
+
+    try:
+        make_detector(job.detector, job.detector_options)
+    except ValueError as error:
+        raise ParamsError(f"domains.{domain}.detector: {error}") from None
+    runner = make_task_runner(loaded.params.faces.executor)
+    with stage_flow_settings():
+        return faces_flow.with_options(task_runner=runner)(str(loaded.file), domain)

@@ -1,0 +1,1 @@
+"""Faces: detection, alignment and the crops of every domain."""
