@@ -143,32 +143,14 @@ class GetchuSpider(scrapy.Spider):
             status = "no_characters"
         self.crawler.stats.inc_value(f"scrape/pages/{status}")
         portraits = [c for c in page.characters if c.image_url] if status == "ok" else []
-        yield GamePageItem(
-            kind="page",
-            game_id=game_id,
-            page_url=response.url,
-            status=status,
-            title=page.title,
-            brand=page.brand,
-            release_date=page.release_date,
-            release_text=page.release_text,
-            genre_tab=page.genre_tab,
-            characters=len(portraits),
-        )
+        game = {"game_id": game_id, "page_url": response.url, "title": page.title, "brand": page.brand,
+                "release_date": page.release_date}  # fmt: skip
+        yield GamePageItem(kind="page", **game, status=status, release_text=page.release_text,
+                           genre_tab=page.genre_tab, characters=len(portraits))  # fmt: skip
         for character in portraits:
             if not character.standard_name:
                 self.crawler.stats.inc_value("scrape/portraits/non_standard_name")
-            yield CharacterItem(
-                kind="character",
-                game_id=game_id,
-                page_url=response.url,
-                title=page.title,
-                brand=page.brand,
-                release_date=page.release_date,
-                character_index=character.index,
-                character_name=character.name,
-                cv=character.cv,
-                image_url=character.image_url or "",
-                fullbody_url=character.fullbody_url,
-                standard_name=character.standard_name,
-            )
+            yield CharacterItem(kind="character", **game, character_index=character.index,
+                                character_name=character.name, cv=character.cv,
+                                image_url=character.image_url or "", fullbody_url=character.fullbody_url,
+                                standard_name=character.standard_name)  # fmt: skip
