@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from preprocessing.ingest.outputs import prune_store
 from preprocessing.ingest.reasons import Reason
 from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from scraping.schemas import CRAWL_PAGES
@@ -163,7 +164,7 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
                 "mode": image["mode"],
                 "width": image["width"],
                 "height": image["height"],
-                "exif_orientation": 1,
+                "exif_orientation": image.get("exif_orientation", 1),
                 "byte_size": image["byte_size"],
                 "duplicates": len(others),
             }
@@ -243,13 +244,6 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
     return {"manifest": manifest, "rejects": rejects, "pages": rows, "metrics": metrics}
 
 
-def _prune(staging: Path, manifest: list[dict[str, Any]]) -> None:
-    keep = {row["path"] for row in manifest}
-    for path in (staging / "images").rglob("*") if (staging / "images").exists() else []:
-        if path.is_file() and path.relative_to(staging).as_posix() not in keep:
-            path.unlink()
-
-
 def run_scrape(loaded: LoadedParams, name: str) -> dict[str, Any]:
     crawl = loaded.crawl(name)
     paths = CrawlPaths.for_crawl(loaded, name)
@@ -275,7 +269,8 @@ def run_scrape(loaded: LoadedParams, name: str) -> dict[str, Any]:
 
     tables = build_tables(crawl, paths.staging / "items.jsonl")
     recorded = {"crawl": name, "params": crawl.model_dump(mode="json", exclude={"close_after_pages"})}
-    _prune(paths.staging, tables["manifest"])
+    # Images of failed or duplicate downloads; items.jsonl and crawl.json go once the tables are written.
+    prune_store(paths.staging, tables["manifest"], also_keep=("items.jsonl", "crawl.json"))
     write_table(
         table_from_rows(tables["manifest"], RAW_MANIFEST), paths.staging / "manifest.parquet", RAW_MANIFEST, recorded
     )

@@ -20,7 +20,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
 from scrapy import Request, Spider
 from scrapy.exceptions import IgnoreRequest
 from scrapy.pipelines.files import FilesPipeline
@@ -28,9 +27,10 @@ from scrapy.pipelines.media import FileException
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
-from preprocessing.ingest.inspect import EXTENSIONS
+from preprocessing.ingest.inspect import ImageProblem, describe_image, store_path
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+SCRAPE_KEYS = ("max_image_bytes", "max_image_pixels", "the portrait formats")
 try:  # Scrapy >= 2.13 names the cancellation of an oversized download
     from scrapy.exceptions import DownloadCancelledError
 
@@ -48,37 +48,20 @@ class ImageRejected(FileException):
 
 
 def check_image(data: bytes, max_bytes: int, max_pixels: int) -> dict[str, Any]:
-    """What ingest would record for these bytes, or ImageRejected with the reason."""
-    if not data:
-        raise ImageRejected("empty")
-    if len(data) > max_bytes:
-        raise ImageRejected("too_large", f"{len(data)} bytes > {max_bytes}")
+    """What ingest would record for these bytes (the same check: `describe_image`), or ImageRejected."""
     try:
-        image = Image.open(BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageRejected("not_an_image") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageRejected("corrupt", str(error)) from None
-    width, height = image.size
-    if image.format not in FORMATS:
-        raise ImageRejected("unsupported_format", str(image.format))
-    if width * height > max_pixels:
-        raise ImageRejected("too_many_pixels", f"{width}x{height} > {max_pixels}")
-    try:
-        if image.format == "JPEG":
-            image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
-        image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageRejected("corrupt", str(error)) from None
-    sha = hashlib.sha256(data).hexdigest()
+        facts = describe_image(data, max_bytes, max_pixels, FORMATS, keys=SCRAPE_KEYS)
+    except ImageProblem as problem:
+        raise ImageRejected(problem.reason.value, problem.detail) from None
     return {
-        "sha256": sha,
-        "format": image.format,
-        "mode": image.mode,
-        "width": width,
-        "height": height,
-        "byte_size": len(data),
-        "path": f"images/{sha[:2]}/{sha}.{EXTENSIONS.get(image.format, 'img')}",
+        "sha256": facts.sha256,
+        "format": facts.format,
+        "mode": facts.mode,
+        "width": facts.width,
+        "height": facts.height,
+        "exif_orientation": facts.exif_orientation,
+        "byte_size": facts.byte_size,
+        "path": store_path(facts.sha256, facts.format),
     }
 
 

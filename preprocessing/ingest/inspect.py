@@ -81,16 +81,40 @@ def _verify_pixels(image: Image.Image) -> None:
     image.load()
 
 
-def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
-    try:
-        data = read_item(item, job.max_bytes)
-    except ItemReadError as error:
-        return _reject(item, error.reason, error.detail, size=item.size if item.size >= 0 else None)
+class ImageProblem(Exception):
+    """Why some bytes are not a storable image (`describe_image`)."""
+
+    def __init__(self, reason: Reason, detail: str, sha256: str | None = None, size: int | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason, self.detail, self.sha256, self.size = reason, detail, sha256, size
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    sha256: str
+    byte_size: int
+    format: str
+    mode: str
+    width: int  # upright, after the EXIF orientation
+    height: int
+    exif_orientation: int
+
+
+INGEST_KEYS = ("ingest.max_bytes", "ingest.max_pixels", "ingest.formats")
+
+
+def describe_image(
+    data: bytes, max_bytes: int, max_pixels: int, formats: Sequence[str], *, keys: tuple[str, str, str] = INGEST_KEYS
+) -> ImageFacts:
+    """Check that bytes are an image worth storing (size bounds, an accepted format, pixels that decode)
+    and describe them, or raise ImageProblem with the reason. The one check behind ingest and the
+    scraper's image pipeline; `keys` names the bytes, pixels and formats settings in messages."""
+    bytes_key, pixels_key, formats_key = keys
     size = len(data)
     if size == 0:
-        return _reject(item, Reason.EMPTY, "zero bytes", size=0)
-    if size > job.max_bytes:
-        return _reject(item, Reason.TOO_LARGE, f"more than ingest.max_bytes {job.max_bytes}", size=size)
+        raise ImageProblem(Reason.EMPTY, "zero bytes", size=0)
+    if size > max_bytes:
+        raise ImageProblem(Reason.TOO_LARGE, f"more than {bytes_key} {max_bytes}", size=size)
     sha = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -98,31 +122,42 @@ def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
             image = Image.open(io.BytesIO(data))
             image_format = (image.format or "").upper()
             width, height = image.size
-            if image_format not in job.formats:
-                return _reject(
-                    item, Reason.UNSUPPORTED_FORMAT, f"{image_format or 'unknown'} not in ingest.formats", sha, size
+            if image_format not in formats:
+                raise ImageProblem(
+                    Reason.UNSUPPORTED_FORMAT, f"{image_format or 'unknown'} not in {formats_key}", sha, size
                 )
             if width <= 0 or height <= 0:
-                return _reject(item, Reason.CORRUPT, f"size {width}x{height}", sha, size)
-            if width * height > job.max_pixels:
-                return _reject(
-                    item, Reason.TOO_MANY_PIXELS, f"{width}x{height} > ingest.max_pixels {job.max_pixels}", sha, size
-                )
+                raise ImageProblem(Reason.CORRUPT, f"size {width}x{height}", sha, size)
+            if width * height > max_pixels:
+                raise ImageProblem(Reason.TOO_MANY_PIXELS, f"{width}x{height} > {pixels_key} {max_pixels}", sha, size)
             mode = image.mode
             orientation = exif_orientation(image)
             _verify_pixels(image)
     except UnidentifiedImageError:
-        return _reject(item, Reason.NOT_AN_IMAGE, "no image decoder recognises it", sha, size)
+        raise ImageProblem(Reason.NOT_AN_IMAGE, "no image decoder recognises it", sha, size) from None
     except Image.DecompressionBombError as error:
-        return _reject(item, Reason.TOO_MANY_PIXELS, str(error), sha, size)
+        raise ImageProblem(Reason.TOO_MANY_PIXELS, str(error), sha, size) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as error:
-        return _reject(item, Reason.CORRUPT, f"{type(error).__name__}: {error}", sha, size)
+        raise ImageProblem(Reason.CORRUPT, f"{type(error).__name__}: {error}", sha, size) from None
+    upright_w, upright_h = upright_size(width, height, orientation)
+    return ImageFacts(sha, size, image_format, mode, upright_w, upright_h, orientation)
+
+
+def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
+    try:
+        data = read_item(item, job.max_bytes)
+    except ItemReadError as error:
+        return _reject(item, error.reason, error.detail, size=item.size if item.size >= 0 else None)
+    try:
+        facts = describe_image(data, job.max_bytes, job.max_pixels, job.formats)
+    except ImageProblem as problem:
+        return _reject(item, problem.reason, problem.detail, problem.sha256, problem.size)
+    sha, size, image_format = facts.sha256, facts.byte_size, facts.format
     relative = store_path(sha, image_format)
     try:
         _store(Path(job.store), relative, data)
     except OSError as error:  # disk full, permissions: the item is not stored, the run goes on
         return _reject(item, Reason.UNREADABLE, f"could not store: {error}", sha, size)
-    upright_w, upright_h = upright_size(width, height, orientation)
     return Record(
         item.member,
         None,
@@ -130,10 +165,10 @@ def inspect_item(item: SourceItem, job: ChunkJob) -> Record:
         byte_size=size,
         path=relative,
         format=image_format,
-        mode=mode,
-        width=upright_w,
-        height=upright_h,
-        exif_orientation=orientation,
+        mode=facts.mode,
+        width=facts.width,
+        height=facts.height,
+        exif_orientation=facts.exif_orientation,
     )
 
 

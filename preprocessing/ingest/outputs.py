@@ -81,10 +81,11 @@ def _reject_row(source_uri: str, record: Record, reason: str, detail: str) -> di
     }
 
 
-def prune_store(store: Path, manifest: list[dict[str, Any]]) -> int:
+def prune_store(store: Path, manifest: list[dict[str, Any]], also_keep: Iterable[str] = ()) -> int:
     """Delete what a killed earlier run left in the staging folder and this run does not keep: images of
-    items no longer in the source, half-written temp files, tables about to be rewritten."""
-    keep = {row["path"] for row in manifest}
+    items no longer in the source, half-written temp files, tables about to be rewritten. `also_keep`
+    names other files (relative to `store`) still needed."""
+    keep = {row["path"] for row in manifest} | set(also_keep)
     removed = 0
     for folder, _dirs, files in os.walk(store):
         for name in files:
