@@ -106,3 +106,33 @@ CROPS = declare(
         pa.field("image", pa.binary(), nullable=False),  # encoded PNG, JPEG or WebP, as faces.crop_format says
     ],
 )
+
+RGB8 = pa.list_(pa.uint8(), 3)
+ILLUST2VEC_FEATURES = 4096
+
+TAGS = declare(
+    "tags",
+    1,
+    [
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("tagger", pa.string(), nullable=False),
+        # Code version plus, for illust2vec, the SHA-256 prefixes of the weight files used.
+        pa.field("tagger_version", pa.string(), nullable=False),
+        # Named tags of the shared vocabulary ("green hair", "blue eyes", "male"); empty when none applies.
+        pa.field("tags", pa.list_(pa.string()), nullable=False),
+        # Measured colours (sRGB), and their CIELAB distance to the named colour: a small distance is a
+        # confident name. Null when the tagger does not measure them or could not (detail says why).
+        pa.field("hair_rgb", RGB8),
+        pa.field("eye_rgb", RGB8),
+        pa.field("skin_rgb", RGB8),
+        pa.field("hair_delta_e", pa.float32()),
+        pa.field("eye_delta_e", pa.float32()),
+        # illust2vec's probability of each vocabulary tag, in the vocabulary order the file's metadata
+        # records (NaN for a vocabulary tag illust2vec does not know); null for the colour taggers.
+        pa.field("probabilities", pa.list_(pa.float32())),
+        # illust2vec's 4096-d feature (layer encode1), for conditioning on a reference character.
+        pa.field("features", pa.list_(pa.float16(), ILLUST2VEC_FEATURES)),
+        pa.field("detail", pa.string(), nullable=False),
+    ],
+)

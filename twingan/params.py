@@ -85,6 +85,13 @@ class SelectParams(_Section):
     max_roll_degrees: Annotated[float, Field(ge=0, le=180)] = 45.0
 
 
+class TaggerParams(_Section):
+    """Which tagger names the faces of a domain (preprocessing/tags/taggers.py), and its options."""
+
+    name: str = "none"  # none | animeface_colors | human_hair | illust2vec
+    options: dict[str, Any] = {}
+
+
 class DomainParams(_Section):
     """One domain (human, anime, cat, ...): the unit a user adds to extend the pipeline."""
 
@@ -92,6 +99,7 @@ class DomainParams(_Section):
     detector: DetectorParams | None = None  # required by the faces stage
     align: AlignParams = AlignParams()
     select: SelectParams = SelectParams()
+    tagger: TaggerParams = TaggerParams()  # read by the tags stage
 
 
 class ExecutorParams(_Section):
@@ -131,6 +139,76 @@ class FacesParams(_Section):
     shard_max_bytes: Annotated[int, Field(ge=1 << 16)] = 64 * 1024 * 1024
     contact_sheet: Annotated[int, Field(ge=1, le=400)] = 64  # crops on the contact sheet
     executor: ExecutorParams = ExecutorParams(kind="process", chunk_size=16)
+
+
+RGB = tuple[
+    Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)], Annotated[int, Field(ge=0, le=255)]
+]
+
+# The colour vocabulary: name -> reference sRGB colours (several where a name covers light and dark
+# shades). A measured colour takes the name of its nearest reference in CIELAB. Names follow
+# illust2vec's tags ("<name> hair", "<name> eyes"), so every tagger speaks the same vocabulary.
+DEFAULT_HAIR_COLORS: dict[str, tuple[RGB, ...]] = {
+    "blonde": ((243, 224, 150), (222, 186, 106), (196, 160, 92)),
+    "brown": ((150, 100, 60), (110, 72, 44), (76, 52, 38)),
+    "black": ((28, 28, 32), (50, 48, 56)),
+    "blue": ((60, 90, 200), (130, 165, 230), (40, 50, 120)),
+    "pink": ((250, 175, 205), (230, 120, 170)),
+    "purple": ((130, 80, 170), (185, 145, 215), (80, 50, 110)),
+    "green": ((70, 160, 90), (160, 215, 140), (40, 90, 60)),
+    "red": ((200, 45, 45), (150, 35, 40), (165, 75, 45)),
+    "silver": ((195, 200, 215),),
+    "white": ((246, 246, 246),),
+    "orange": ((245, 145, 50),),
+    "aqua": ((80, 205, 215),),
+    "grey": ((128, 128, 128), (165, 160, 158)),
+}
+DEFAULT_EYE_COLORS: dict[str, tuple[RGB, ...]] = {
+    "blue": ((60, 100, 210), (130, 170, 235)),
+    "red": ((200, 40, 50), (140, 30, 40)),
+    "brown": ((130, 80, 45), (90, 60, 40)),
+    "green": ((60, 160, 80), (120, 200, 120)),
+    "purple": ((140, 80, 180), (190, 150, 220)),
+    "yellow": ((235, 200, 60),),
+    "pink": ((240, 130, 180),),
+    "aqua": ((70, 200, 210),),
+    "black": ((30, 30, 35),),
+    "orange": ((240, 140, 40),),
+    "grey": ((128, 128, 128),),
+}
+
+
+class Illust2VecThresholds(_Section):
+    """illust2vec keeps a tag when its probability is above the threshold of the tag's category."""
+
+    general: Annotated[float, Field(ge=0, le=1)] = 0.25  # illust2vec's own default
+    character: Annotated[float, Field(ge=0, le=1)] = 0.5
+    copyright: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class TagsParams(_Section):
+    """The tags@<domain> stage and the shared tag vocabulary (what a user can condition generation on)."""
+
+    hair_colors: dict[str, tuple[RGB, ...]] = DEFAULT_HAIR_COLORS
+    eye_colors: dict[str, tuple[RGB, ...]] = DEFAULT_EYE_COLORS
+    # Other illust2vec general tags kept as named tags (gender, accessories, expression).
+    other: tuple[str, ...] = ("male", "1girl", "1boy", "glasses", "hat", "smile", "open mouth", "blush")
+    thresholds: Illust2VecThresholds = Illust2VecThresholds()
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    executor: ExecutorParams = ExecutorParams(kind="thread", chunk_size=256)
+
+    @field_validator("hair_colors", "eye_colors")
+    @classmethod
+    def _palette(cls, palette: dict[str, tuple[RGB, ...]]) -> dict[str, tuple[RGB, ...]]:
+        if not palette:
+            raise ValueError("at least one colour is needed")
+        for name, references in palette.items():
+            if not re.match(r"^[a-z][a-z -]*$", name):
+                raise ValueError(f"colour name {name!r} must be lowercase words")
+            if not references:
+                raise ValueError(f"{name}: at least one reference colour [r, g, b] is needed")
+        return palette
 
 
 class DemoDataParams(_Section):
@@ -207,6 +285,7 @@ class Params(_Section):
     ingest: IngestParams = IngestParams()
     scrape: dict[str, CrawlParams] = {}
     faces: FacesParams = FacesParams()
+    tags: TagsParams = TagsParams()
     rebuild: RebuildParams = RebuildParams()
 
     @field_validator("scrape")
