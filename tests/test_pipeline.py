@@ -63,6 +63,7 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     first = dvc(root, "repro")
     assert sorted(ran(first)) == [
         "demo_data", "faces@anime", "faces@cat", "faces@human", "ingest@anime", "ingest@cat", "ingest@human",
+        "tags@anime", "tags@cat", "tags@human",
     ]  # fmt: skip
     for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
         manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
@@ -72,6 +73,9 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
         faces = read_table(root / "data/faces" / domain / "faces.parquet", FACES)
         assert faces.num_rows >= 1 and (root / "plots/faces" / f"{domain}.png").is_file()
     assert json.loads((root / "metrics/faces/anime.json").read_text())["fraction_with_face"] == 1.0
+    anime_tags = json.loads((root / "metrics/tags/anime.json").read_text())
+    assert anime_tags["tagged"] == 24 and sum(anime_tags["tags"].values()) == 48  # a hair and an eye colour each
+    assert json.loads((root / "metrics/tags/human.json").read_text())["tagged"] >= 1
     human = json.loads((root / "metrics/ingest/human.json").read_text())
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
@@ -90,9 +94,10 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
         "detector": {"name": "opencv_cat"},
         "align": {"method": "box", "size": 64},
         "select": {"faces": "largest"},
+        "tagger": {"name": "none"},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
-    assert ran(third) == ["ingest@dog", "faces@dog"], third
+    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog"], third
     assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
     assert ran(dvc(root, "repro")) == []

@@ -124,6 +124,34 @@ def faces(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> N
 
 
 @app.command()
+def tags(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage tags@<domain>: named tags and colours of data/faces/<domain>/ into data/tags/<domain>/ (flows/tags.py)."""
+    try:
+        loaded = load_params(params)
+        from flows.tags import run_tags
+
+        run_tags(loaded, domain)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def fetch(
+    model: Annotated[str, typer.Argument(help="What to download: illust2vec.")],
+    dest: Annotated[Path, typer.Option("--dest", help="Folder to write the files into.")] = Path("models/illust2vec"),
+    base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror of the release.")] = None,
+) -> None:
+    """Download released model files, checking SHA-256 (twingan/fetch.py). Needs the network."""
+    from twingan.fetch import FetchError, fetch_release
+
+    try:
+        for path in fetch_release(model, dest, base_url=base_url):
+            typer.echo(str(path))
+    except (FetchError, ValueError) as error:
+        _fail(str(error))
+
+
+@app.command()
 def scrape(
     crawl: Annotated[str, typer.Option("--crawl", "-c", help="A key of `scrape:` in params.yaml.")],
     params: ParamsOption = Path("params.yaml"),
