@@ -22,7 +22,7 @@ from preprocessing.tags.vocabulary import Palette
 from tests.conftest import write_params
 from twingan.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
 from twingan.params import ParamsError, TagsParams, load_params
-from twingan.parquet import read_table
+from twingan.parquet import SchemaMismatchError, read_table
 
 LABELS = Path(__file__).parent / "data" / "human_hair_labels.csv"
 
@@ -225,3 +225,48 @@ def test_illust2vec_through_the_stage(tmp_path: Path, monkeypatch: pytest.Monkey
         assert row["tags"] == named
         assert len(row["features"]) == 4096
         assert np.allclose(np.asarray(row["features"], dtype=np.float32), features, rtol=2e-3, atol=2e-3)
+
+    # A damaged crop is a row that says why, not a failed batch.
+    from preprocessing.tags.taggers import FaceToTag, make_tagger
+
+    i2v = make_tagger("illust2vec", {key: str(tmp_path / "p" / value) for key, value in options.items()},
+                      Vocabulary.from_params(TagsParams()), TagsParams(device="cpu"))  # fmt: skip
+    good_crop = crops[0]["image"]
+    damaged = i2v.tag([FaceToTag("x", good_crop[: len(good_crop) // 3], {}, {}), FaceToTag("y", good_crop, {}, {})])
+    assert damaged[0]["tags"] == [] and "could not be decoded" in damaged[0]["detail"]
+    assert damaged[0]["probabilities"] is None and damaged[1]["probabilities"] is not None
+
+
+def test_damaged_inputs_are_named_or_counted(tmp_path: Path) -> None:
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(data.astronaut()).save(photos / f"astronaut{index}.jpg", quality=90 + index)
+    domains = {"human": {"source": {"kind": "folder", "path": str(photos)}, "detector": {"name": "dlib_hog"},
+                         "align": {"method": "eyes", "size": 128}, "tagger": {"name": "human_hair"}}}  # fmt: skip
+    loaded = load_params(write_params(tmp_path / "p", domains))
+    run_ingest(loaded, "human")
+    run_faces(loaded, "human")
+    raw = tmp_path / "p/data/raw/human"
+    stored = sorted(raw.glob("images/*/*.jpg"))
+    assert len(stored) == 2
+    stored[0].write_bytes(stored[0].read_bytes()[:2000])  # damaged after ingest
+    metrics = run_tags(loaded, "human")
+    assert metrics["faces"] == 2 and metrics["tagged"] == 1
+    (reason,) = metrics["untagged_reasons"]
+    assert "could not be read" in reason
+
+    faces_dir = tmp_path / "p/data/faces/human"
+    shard = faces_dir / "crops-00000.parquet"
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(shard)
+    pq.write_table(table.take([1, 0]).replace_schema_metadata(table.schema.metadata), shard)  # rows swapped
+    with pytest.raises(SchemaMismatchError, match=r"crops-00000.parquet: row 0 does not hold face"):
+        run_tags(loaded, "human")
+    shard.unlink()
+    with pytest.raises(FileNotFoundError, match=r"crops-00000.parquet: no such Parquet file"):
+        run_tags(loaded, "human")
+    assert (tmp_path / "p/data/tags/human/tags.parquet").is_file()  # the last good output is still there
