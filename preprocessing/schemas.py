@@ -136,3 +136,69 @@ TAGS = declare(
         pa.field("detail", pa.string(), nullable=False),
     ],
 )
+
+SPLITS = ("train", "val", "test")
+
+DATASET_MANIFEST = declare(
+    "dataset_manifest",
+    1,
+    [
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # train | val | test
+        # Where the training pixels are: pixels-<split>-NNNNN.parquet and the row in it.
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("shard_row", pa.int32(), nullable=False),
+        # Named tags of the shared vocabulary (the file's metadata records the vocabulary, in order).
+        pa.field("tags", pa.list_(pa.string()), nullable=False),
+        # Sampling weight for tag-balanced training (mean 1 over the split; 1 when balancing is off).
+        pa.field("weight", pa.float32(), nullable=False),
+        # Lineage: the stored raw image, the source it came from (folder or archive, or for a crawl the
+        # game page) and the path or URL inside it, and the face's box in the source photo.
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("member", pa.string(), nullable=False),
+        pa.field("raw_path", pa.string(), nullable=False),
+        pa.field("box", pa.list_(pa.float32(), 4), nullable=False),
+        pa.field("crop_sha256", pa.string(), nullable=False),
+        # Quality measures the filters used: 64-bit perceptual hash (hex), variance of the Laplacian of the
+        # grey crop, mean luminance (0-255), and the source pixels behind one crop pixel's width
+        # (above 1: the crop was upscaled).
+        pa.field("phash", pa.string(), nullable=False),
+        pa.field("sharpness", pa.float32(), nullable=False),
+        pa.field("brightness", pa.float32(), nullable=False),
+        pa.field("source_size", pa.float32(), nullable=False),  # the face's side in source pixels
+    ],
+)
+
+DATASET_PIXELS = declare(
+    "dataset_pixels",
+    1,
+    [
+        pa.field("face_id", pa.string(), nullable=False),
+        # Decoded RGB, uint8, row-major (H, W, 3) at the file metadata's image_size: training reads
+        # these without decoding an image format.
+        pa.field("pixels", pa.binary(), nullable=False),
+    ],
+)
+
+DATASET_DUPLICATES = declare(
+    "dataset_duplicates",
+    1,
+    [
+        pa.field("kept_face_id", pa.string(), nullable=False),
+        pa.field("removed_face_id", pa.string(), nullable=False),
+        pa.field("distance", pa.int8(), nullable=False),  # Hamming distance of the perceptual hashes
+    ],
+)
+
+DATASET_REJECTS = declare(
+    "dataset_rejects",
+    1,
+    [
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # too_small | blurry | too_dark | too_bright | aspect
+        pa.field("value", pa.float32(), nullable=False),
+        pa.field("threshold", pa.float32(), nullable=False),
+    ],
+)

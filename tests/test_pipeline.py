@@ -62,8 +62,8 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     root = copy_repo(tmp_path / "repo")
     first = dvc(root, "repro")
     assert sorted(ran(first)) == [
-        "demo_data", "faces@anime", "faces@cat", "faces@human", "ingest@anime", "ingest@cat", "ingest@human",
-        "tags@anime", "tags@cat", "tags@human",
+        "dataset@anime", "dataset@cat", "dataset@human", "demo_data", "faces@anime", "faces@cat", "faces@human",
+        "ingest@anime", "ingest@cat", "ingest@human", "tags@anime", "tags@cat", "tags@human",
     ]  # fmt: skip
     for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
         manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
@@ -76,6 +76,9 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     anime_tags = json.loads((root / "metrics/tags/anime.json").read_text())
     assert anime_tags["tagged"] == 24 and sum(anime_tags["tags"].values()) == 48  # a hair and an eye colour each
     assert json.loads((root / "metrics/tags/human.json").read_text())["tagged"] >= 1
+    anime_dataset = json.loads((root / "metrics/dataset/anime.json").read_text())
+    assert anime_dataset["faces_kept"] + anime_dataset["near_duplicates_removed"] == 24  # 3 repeated drawings
+    assert anime_dataset["splits"]["train"] >= 15 and (root / "plots/dataset/anime/train.png").is_file()
     human = json.loads((root / "metrics/ingest/human.json").read_text())
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
@@ -98,6 +101,6 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
-    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog"], third
+    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog", "dataset@dog"], third
     assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
     assert ran(dvc(root, "repro")) == []

@@ -136,6 +136,18 @@ def tags(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> No
 
 
 @app.command()
+def dataset(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage dataset@<domain>: faces and tags into training manifests and pixel shards (flows/dataset.py)."""
+    try:
+        loaded = load_params(params)
+        from flows.dataset import run_dataset
+
+        run_dataset(loaded, domain)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
 def fetch(
     model: Annotated[str, typer.Argument(help="What to download: illust2vec.")],
     dest: Annotated[Path, typer.Option("--dest", help="Folder to write the files into.")] = Path("models/illust2vec"),

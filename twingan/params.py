@@ -211,6 +211,47 @@ class TagsParams(_Section):
         return palette
 
 
+SplitKey = Literal["image", "source", "source_folder"]
+
+
+class DatasetParams(_Section):
+    """The dataset@<domain> stage: filters, near-duplicates, splits, weights and the training pixels."""
+
+    image_size: Annotated[int, Field(ge=16, le=1024)] = 128  # stored side; the loader resizes to the model's
+    splits: dict[Literal["train", "val", "test"], Annotated[float, Field(ge=0, le=1)]] = {
+        "train": 0.9,
+        "val": 0.05,
+        "test": 0.05,
+    }
+    # What keeps faces together in one split: the photo (image), its source (for a crawl: the game page),
+    # or the source's folder. Per-domain choices override the default.
+    split_key: SplitKey = "image"
+    split_key_by_domain: dict[str, SplitKey] = {}
+    split_salt: str = "twingan-1"  # changing it draws new splits
+    near_duplicate_distance: Annotated[int, Field(ge=-1, le=32)] = 4  # pHash bits; -1 keeps every face
+    near_duplicate_colour_distance: Annotated[float, Field(ge=0)] = 12.0  # mean CIELAB distance of 4x4 thumbnails
+    min_source_size: Annotated[float, Field(ge=0)] = 48.0  # face side in source pixels before upscaling
+    min_sharpness: Annotated[float, Field(ge=0)] = 30.0  # variance of the Laplacian at 128 px (real photos: median 360)
+    min_brightness: Annotated[float, Field(ge=0, le=255)] = 20.0
+    max_brightness: Annotated[float, Field(ge=0, le=255)] = 245.0
+    max_aspect: Annotated[float, Field(ge=1)] = 2.5  # of the detector's box
+    balance: tuple[Literal["hair", "eyes", "gender"], ...] = ()  # sampling weights even these out
+    max_weight: Annotated[float, Field(ge=1)] = 10.0
+    shard_rows: Annotated[int, Field(ge=1)] = 4096
+    row_group_rows: Annotated[int, Field(ge=1, le=65536)] = 64  # the loader's unit of work
+    contact_sheet: Annotated[int, Field(ge=1, le=400)] = 48
+    executor: ExecutorParams = ExecutorParams(kind="thread", chunk_size=256)
+
+    @field_validator("splits")
+    @classmethod
+    def _fractions(cls, splits: dict[str, float]) -> dict[str, float]:
+        if "train" not in splits or splits["train"] <= 0:
+            raise ValueError("a train fraction above 0 is needed")
+        if abs(sum(splits.values()) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {sum(splits.values()):g}")
+        return {name: splits[name] for name in ("train", "val", "test") if name in splits}
+
+
 class DemoDataParams(_Section):
     """The embedded demo profile: real sample photographs shipped in scikit-image, plus drawn
     (synthetic, labelled as such) anime faces, written where the demo domains' sources point."""
@@ -286,6 +327,7 @@ class Params(_Section):
     scrape: dict[str, CrawlParams] = {}
     faces: FacesParams = FacesParams()
     tags: TagsParams = TagsParams()
+    dataset: DatasetParams = DatasetParams()
     rebuild: RebuildParams = RebuildParams()
 
     @field_validator("scrape")

@@ -44,8 +44,17 @@ def table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.
     return table
 
 
-def write_table(table: pa.Table, path: Path, schema: pa.Schema, params: Mapping[str, Any] | None = None) -> None:
-    """Write atomically, with the schema tag and (optionally) the parameters that produced the table."""
+def write_table(
+    table: pa.Table,
+    path: Path,
+    schema: pa.Schema,
+    params: Mapping[str, Any] | None = None,
+    *,
+    row_group_size: int = 64 * 1024,
+    compression: str = "zstd",
+) -> None:
+    """Write atomically, with the schema tag and (optionally) the parameters that produced the table.
+    Row groups are the unit a reader can fetch alone (the training loader's unit of work)."""
     if not table.schema.equals(schema, check_metadata=False):
         raise SchemaMismatchError(
             f"{path}: refusing to write: columns differ from {schema_id(schema)}\n"
@@ -61,11 +70,11 @@ def write_table(table: pa.Table, path: Path, schema: pa.Schema, params: Mapping[
         pq.write_table(
             table,
             tmp,
-            compression="zstd",
-            compression_level=3,
+            compression=compression,
+            compression_level=3 if compression == "zstd" else None,
             use_dictionary=True,
             write_statistics=True,
-            row_group_size=64 * 1024,
+            row_group_size=row_group_size,
         )
 
     write_with(path, _write)

@@ -1,0 +1,1 @@
+"""Training datasets: quality measures, near-duplicate removal, splits and sampling weights."""
