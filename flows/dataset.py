@@ -8,7 +8,7 @@ Writes `data/datasets/<domain>/` (built in `<folder>.partial/`, renamed into pla
   duplicates.parquet            each near-duplicate removed and the face kept in its place
   rejects.parquet               faces the quality filters dropped, with the measure and the threshold
 and `metrics/dataset/<domain>.json` (counts per split, filters, duplicates, tag histograms),
-`plots/dataset/<domain>/tags.json` (faces per tag and split) and a contact sheet per split.
+`plots/dataset/<domain>/tags-<split>.json` (faces per tag) and a contact sheet per split.
 
 Crops are decoded twice, shard by shard (measures, then pixels of the kept faces), so memory holds one
 shard at a time whatever the size of the domain. Faces are processed in face-id order, which is a
@@ -285,9 +285,10 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
 
     metrics = _statistics(rows, rejects, duplicates, len(faces), vocabulary)
     write_json_atomic(root / "metrics" / "dataset" / f"{domain}.json", metrics)
-    plot_rows = [{"split": split, "tag": tag, "faces": count}
-                 for split, histogram in metrics["tags"].items() for tag, count in histogram.items()]  # fmt: skip
-    write_json_atomic(root / "plots" / "dataset" / domain / "tags.json", plot_rows)
+    for split in settings.splits:  # one bar chart per split: every vocabulary tag, zeros included
+        histogram = metrics["tags"].get(split, {})
+        plot_rows = [{"tag": tag, "faces": histogram.get(tag, 0)} for tag in vocabulary]
+        write_json_atomic(root / "plots" / "dataset" / domain / f"tags-{split}.json", plot_rows)
     _contact_sheets(faces_dir, kept_faces, split_of, settings, root / "plots" / "dataset" / domain)
     log.info("dataset@%s: %d faces kept (%s), %d near-duplicates removed, rejects %s, in %.1f s", domain, len(rows),
              metrics["splits"], len(duplicates), metrics["rejects"], time.perf_counter() - started)  # fmt: skip

@@ -185,8 +185,8 @@ def test_statistics_and_plots_count_what_was_written(built: Path) -> None:
     assert metrics["rejects"] == {"blurry": 1, "too_dark": 1} and sum(metrics["splits"].values()) == 5
     assert sum(sum(h.values()) for h in metrics["tags"].values()) == 10  # a hair and an eye colour each
     assert metrics["gender"] == {split: {"unknown": count} for split, count in metrics["splits"].items()}
-    plot = json.loads((built / "plots/dataset/anime/tags.json").read_text())
-    assert sum(p["faces"] for p in plot) == 10
+    plots = [json.loads((built / f"plots/dataset/anime/tags-{split}.json").read_text()) for split in metrics["splits"]]
+    assert sum(p["faces"] for plot in plots for p in plot) == 10 and len({len(plot) for plot in plots}) == 1
     for split in ("train", "val", "test"):
         assert (built / "plots/dataset/anime" / f"{split}.png").is_file()
 
