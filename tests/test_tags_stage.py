@@ -142,6 +142,25 @@ def test_human_hair_agrees_with_hand_labels_on_real_photos(tmp_path: Path, real_
     assert agree / total >= 0.55  # measured 0.63 (61 of 97)
     assert agree >= naive_agree + 10  # the backdrop-robust estimate is clearly better than the naive box
 
+    # The same photos through the dataset stage: the one near duplicate of the set is the 240p copy of a
+    # 1080p photo (pHash distance 8; the next closest pair of different photos is 12 bits apart).
+    from flows.dataset import run_dataset
+    from preprocessing.schemas import DATASET_DUPLICATES, DATASET_MANIFEST
+
+    metrics = run_dataset(loaded, "human")
+    kept = {
+        r["face_id"]: r
+        for r in read_table(tmp_path / "data/datasets/human/manifest.parquet", DATASET_MANIFEST).to_pylist()
+    }
+    (pair,) = read_table(tmp_path / "data/datasets/human/duplicates.parquet", DATASET_DUPLICATES).to_pylist()
+    assert kept[pair["kept_face_id"]]["member"] == "facerec_obama-1080p.jpg" and pair["distance"] <= 8
+    assert metrics["faces_kept"] + metrics["near_duplicates_removed"] + sum(metrics["rejects"].values()) == len(tags)
+    assert metrics["splits"]["train"] > 0.8 * metrics["faces_kept"] and set(metrics["splits"]) == {
+        "train",
+        "val",
+        "test",
+    }
+
 
 def test_a_domain_without_faces_gets_an_empty_valid_table(tmp_path: Path) -> None:
     photos = tmp_path / "photos"

@@ -228,7 +228,7 @@ class DatasetParams(_Section):
     split_key: SplitKey = "image"
     split_key_by_domain: dict[str, SplitKey] = {}
     split_salt: str = "twingan-1"  # changing it draws new splits
-    near_duplicate_distance: Annotated[int, Field(ge=-1, le=32)] = 4  # pHash bits; -1 keeps every face
+    near_duplicate_distance: Annotated[int, Field(ge=-1, le=32)] = 8  # pHash bits; -1 keeps every face
     near_duplicate_colour_distance: Annotated[float, Field(ge=0)] = 12.0  # mean CIELAB distance of 4x4 thumbnails
     min_source_size: Annotated[float, Field(ge=0)] = 48.0  # face side in source pixels before upscaling
     min_sharpness: Annotated[float, Field(ge=0)] = 30.0  # variance of the Laplacian at 128 px (real photos: median 360)
