@@ -129,7 +129,12 @@ class PixelShardWriter:
             meta = {**self.recorded, "split": self.split}
             table = table_from_rows(self.rows, DATASET_PIXELS)
             write_table(
-                table, self.folder / self.name, DATASET_PIXELS, meta, row_group_size=self.settings.row_group_rows
+                table,
+                self.folder / self.name,
+                DATASET_PIXELS,
+                meta,
+                row_group_size=self.settings.row_group_rows,
+                compression=self.settings.compression,
             )
             self.index += 1
             self.rows = []
