@@ -63,7 +63,7 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     first = dvc(root, "repro")
     assert sorted(ran(first)) == [
         "dataset@anime", "dataset@cat", "dataset@human", "demo_data", "faces@anime", "faces@cat", "faces@human",
-        "ingest@anime", "ingest@cat", "ingest@human", "tags@anime", "tags@cat", "tags@human",
+        "ingest@anime", "ingest@cat", "ingest@human", "tags@anime", "tags@cat", "tags@human", "train",
     ]  # fmt: skip
     for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
         manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
@@ -79,6 +79,12 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     anime_dataset = json.loads((root / "metrics/dataset/anime.json").read_text())
     assert anime_dataset["faces_kept"] + anime_dataset["near_duplicates_removed"] == 24  # 3 repeated drawings
     assert anime_dataset["splits"]["train"] >= 15 and (root / "plots/dataset/anime/train.png").is_file()
+    trained = json.loads((root / "metrics/train.json").read_text())
+    assert (
+        trained["step"] == 40
+        and (root / "models/twingan.pt").is_file()
+        and (root / "plots/train/samples.png").is_file()
+    )
     human = json.loads((root / "metrics/ingest/human.json").read_text())
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
@@ -101,6 +107,7 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
-    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog", "dataset@dog"], third
+    # train depends on data/datasets as a whole, so it runs too, and resumes its finished checkpoint: no step.
+    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog", "dataset@dog", "train"], third
     assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
     assert ran(dvc(root, "repro")) == []

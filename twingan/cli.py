@@ -148,6 +148,23 @@ def dataset(domain: DomainOption, params: ParamsOption = Path("params.yaml")) ->
 
 
 @app.command()
+def train(params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage train: the Twin-GAN on data/datasets/<domains>/ into models/twingan.pt (training/train.py)."""
+    try:
+        loaded = load_params(params)
+        from training.checkpoint import CheckpointError
+        from training.loop import NonFiniteLoss
+        from training.train import run_train
+
+        try:
+            run_train(loaded)
+        except (CheckpointError, NonFiniteLoss) as error:
+            _fail(str(error))
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
 def fetch(
     model: Annotated[str, typer.Argument(help="What to download: illust2vec.")],
     dest: Annotated[Path, typer.Option("--dest", help="Folder to write the files into.")] = Path("models/illust2vec"),

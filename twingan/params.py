@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -255,6 +255,92 @@ class DatasetParams(_Section):
         return {name: splits[name] for name in ("train", "val", "test") if name in splits}
 
 
+class NetworkParams(_Section):
+    """The Twin-GAN's networks (training/networks.py NetworkConfig, less the domains and resolution)."""
+
+    channel_base: Annotated[int, Field(ge=64)] = 4096  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: Annotated[int, Field(ge=8)] = 256
+    condition_on_tags: bool = True  # the vocabulary's multi-hot tags enter the normalisation of G
+    norm: Literal["instance", "batch"] = "instance"
+    unet_skips: bool = True
+    max_skip_resolution: Annotated[int, Field(ge=0)] = 0  # 0: skips at every resolution
+    equalized_lr: bool = True
+    pixel_norm: bool = True
+    d_spectral_norm: bool = False
+    d_projection: bool = False
+    mbstd_group: Annotated[int, Field(ge=1)] = 4
+
+
+class LossParams(_Section):
+    """Loss weights and kinds (training/losses.py LossConfig); defaults are the original Twin-GAN's."""
+
+    recon_l1: Annotated[float, Field(ge=0)] = 1.0
+    recon_gan: Annotated[float, Field(ge=0)] = 1.0
+    translation_gan: Annotated[float, Field(ge=0)] = 1.0
+    semantic: Annotated[float, Field(ge=0)] = 0.1
+    cycle: Annotated[float, Field(ge=0)] = 0.0
+    adversarial: Literal["nonsaturating", "hinge"] = "nonsaturating"
+    gradient_penalty: Literal["dragan", "r1", "none"] = "dragan"
+    gp_weight: Annotated[float, Field(ge=0)] = 0.25
+    dragan_scale: Annotated[float, Field(gt=0)] = 0.5
+    gp_every: Annotated[int, Field(ge=1)] = 1
+
+
+class GrowingParams(_Section):
+    """PGGAN progressive growing: from start_resolution up to train.resolution, each phase `phase_steps`
+    long, the first `fade_steps` of each fading the new resolution in. Off: fixed-resolution training."""
+
+    enabled: bool = False
+    start_resolution: Annotated[int, Field(ge=4)] = 8
+    phase_steps: Annotated[int, Field(ge=1)] = 20000
+    fade_steps: Annotated[int, Field(ge=0)] = 10000
+
+
+class TrainParams(_Section):
+    """The train stage (training/train.py)."""
+
+    domains: tuple[str, ...] = ()  # dataset domains to train together (2 or more); empty: every domain
+    resolution: Annotated[int, Field(ge=8, le=1024)] = 128
+    batch_size: Annotated[int, Field(ge=1)] = 16  # per domain and per GPU
+    steps: Annotated[int, Field(ge=1)] = 100000
+    lr_g: Annotated[float, Field(gt=0)] = 0.0002
+    lr_d: Annotated[float, Field(gt=0)] = 0.0002
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.0, 0.99)
+    ema_half_life_images: Annotated[float, Field(ge=0)] = 10000.0  # 0: no EMA (the EMA is what gets saved)
+    ema_rampup: Annotated[float, Field(ge=0)] = 0.05  # half-life at most this fraction of images seen so far
+    network: NetworkParams = NetworkParams()
+    loss: LossParams = LossParams()
+    growing: GrowingParams = GrowingParams()
+    balanced: bool = False  # draw by the dataset's tag-balanced weights
+    hflip: bool = True
+    shuffle_window: Annotated[int, Field(ge=1)] = 8
+    num_workers: Annotated[int, Field(ge=0, le=64)] = 2
+    seed: int = 0
+    deterministic: bool = False  # deterministic kernels (slower on GPU); CPU runs are deterministic anyway
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    precision: Literal["fp32", "bf16"] = "bf16"  # bf16 autocast on CUDA; CPUs always run fp32
+    compile: bool = False  # torch.compile the networks (about 20 s more start-up)
+    channels_last: bool = True
+    log_every: Annotated[int, Field(ge=1)] = 100
+    sample_every: Annotated[int, Field(ge=1)] = 2000
+    checkpoint_every: Annotated[int, Field(ge=1)] = 2000
+    samples: Annotated[int, Field(ge=1, le=64)] = 8  # fixed inputs per domain on the sample grids
+
+    @field_validator("domains")
+    @classmethod
+    def _two_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        if domains and (len(domains) < 2 or len(set(domains)) != len(domains)):
+            raise ValueError("at least two distinct domains are needed to translate between")
+        return domains
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, resolution: int) -> int:
+        if resolution & (resolution - 1):
+            raise ValueError(f"must be a power of two, got {resolution}")
+        return resolution
+
+
 class DemoDataParams(_Section):
     """The embedded demo profile: real sample photographs shipped in scikit-image, plus drawn
     (synthetic, labelled as such) anime faces, written where the demo domains' sources point."""
@@ -331,6 +417,7 @@ class Params(_Section):
     faces: FacesParams = FacesParams()
     tags: TagsParams = TagsParams()
     dataset: DatasetParams = DatasetParams()
+    train: TrainParams = TrainParams()
     rebuild: RebuildParams = RebuildParams()
 
     @field_validator("scrape")
@@ -340,6 +427,13 @@ class Params(_Section):
             if not DOMAIN_NAME.match(name):
                 raise ValueError(f"crawl name {name!r} must be lowercase letters, digits and '_' (a folder name)")
         return crawls
+
+    @model_validator(mode="after")
+    def _train_domains(self) -> Params:
+        unknown = [d for d in self.train.domains if d not in self.domains]
+        if unknown:
+            raise ValueError(f"train.domains: {unknown[0]!r} is not a domain (domains: {', '.join(self.domains)})")
+        return self
 
     @field_validator("domains")
     @classmethod
@@ -417,6 +511,9 @@ def format_validation_error(error: ValidationError, file: Path) -> str:
             message = "unknown key (misspelt, or not used by this version)"
         elif item["type"] == "missing":
             message = "required key is missing"
+        if not item["loc"]:  # a check across sections names its own keys
+            lines.append(f"  {message.removeprefix('Value error, ')}")
+            continue
         given = item.get("input")
         suffix = f" (got {given!r})" if item["type"] not in ("missing", "extra_forbidden") else ""
         lines.append(f"  {_key_path(tuple(item['loc']))}: {message}{suffix}")

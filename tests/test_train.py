@@ -1,0 +1,167 @@
+"""The training loop on CPU: it learns, resumes exactly, runs under torch.distributed (gloo), stops on a
+non-finite loss, and refuses a checkpoint made with other network settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.test_training_data import write_dataset
+from training.checkpoint import CheckpointError, load
+from training.loop import NonFiniteLoss, RunPaths, growth, load_model, training_loop
+from twingan.params import TrainParams
+
+DOMAINS = ("human", "anime")
+
+
+def tiny(**overrides) -> dict:
+    """A small, fast, deterministic configuration: 16 px, few channels, no worker processes."""
+    train = TrainParams(domains=DOMAINS).model_dump(mode="json")
+    train.update(resolution=16, batch_size=4, steps=6, num_workers=0, log_every=1, sample_every=3,
+                 checkpoint_every=3, samples=2, ema_half_life_images=50, precision="fp32", device="cpu")  # fmt: skip
+    train["network"].update(channel_base=128, channel_max=16, mbstd_group=2)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            train[key] = {**train[key], **value}
+        else:
+            train[key] = value
+    return train
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("datasets")
+    return {domain: write_dataset(root / domain, domain=domain, image_size=16, counts={"train": 24, "val": 4})
+            for domain in DOMAINS}  # fmt: skip
+
+
+def paths(out: Path, datasets: dict[str, Path]) -> RunPaths:
+    return RunPaths(datasets=datasets, checkpoint=out / "models/checkpoints/last.pt", model=out / "models/twingan.pt",
+                    metrics=out / "metrics/train.json", history=out / "plots/train/losses.csv",
+                    samples=out / "plots/train/samples.png", tensorboard=out / "logs/train")  # fmt: skip
+
+
+def test_a_run_writes_the_model_metrics_history_samples_and_tensorboard(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    metrics = training_loop(tiny(), run)
+    assert metrics["step"] == 6 and metrics["images_seen"] == 6 * 4 * 2
+    for term in ("g/total", "d/total", "g/recon_l1/human", "g/translation_gan/human->anime"):
+        assert term in metrics
+    assert run.model.is_file() and run.metrics.is_file() and run.samples.is_file()
+    assert len(run.history.read_text().splitlines()) == 7  # header + one row per step
+    assert list((tmp_path / "logs/train").glob("events.out.tfevents.*"))
+    assert len(list((tmp_path / "logs/train/samples").glob("step-*.png"))) == 2
+    model, meta = load_model(run.model)
+    assert meta["step"] == 6 and meta["vocabulary"] and meta["network"]["domains"] == list(DOMAINS)
+    image = torch.zeros(1, 3, 16, 16)
+    assert model.translate(image, "human", "anime").shape == (1, 3, 16, 16)
+
+
+def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, datasets) -> None:
+    straight = paths(tmp_path / "straight", datasets)
+    training_loop(tiny(), straight)
+    interrupted = paths(tmp_path / "interrupted", datasets)
+    training_loop(tiny(), interrupted, stop_after=3)  # "killed" after the checkpoint at step 3
+    assert load(interrupted.checkpoint)["step"] == 3 and not interrupted.model.exists()
+    training_loop(tiny(), interrupted)
+    a, b = load(straight.checkpoint), load(interrupted.checkpoint)
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
+
+    def losses(run: RunPaths) -> list[list[str]]:  # every column but the timing
+        lines = [line.split(",") for line in run.history.read_text().splitlines()]
+        keep = [i for i, name in enumerate(lines[0]) if name != "images_per_second"]
+        return [[line[i] for i in keep] for line in lines]
+
+    assert losses(straight) == losses(interrupted)
+
+
+def test_a_checkpoint_with_other_network_settings_is_refused_by_name(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    training_loop(tiny(steps=3), run)
+    with pytest.raises(CheckpointError, match=r"last.pt: made with other network settings \(channel_max: 16 .* 32 now"):
+        training_loop(tiny(steps=6, network={"channel_max": 32}), run)
+    run.checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        training_loop(tiny(steps=6), run)
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    training_loop(tiny(steps=3), run)
+    saved = run.checkpoint.read_bytes()
+    with pytest.raises(NonFiniteLoss, match=r"step [345]: the (generator|discriminator) loss is (nan|inf)"):
+        training_loop(tiny(steps=6, lr_g=1e30, lr_d=1e30), run)  # Adam steps of 1e30 overflow float32
+    assert run.checkpoint.read_bytes() == saved
+
+
+def test_reconstruction_loss_falls_on_a_handful_of_images(tmp_path: Path) -> None:
+    """The overfit check: four images per domain, only the reconstruction term: L1 falls to a third
+    within 80 steps."""
+    handful = {d: write_dataset(tmp_path / d, domain=d, image_size=16, counts={"train": 4}) for d in DOMAINS}
+    run = paths(tmp_path / "run", handful)
+    only_recon = {"recon_gan": 0.0, "translation_gan": 0.0, "semantic": 0.0, "gradient_penalty": "none"}
+    train = tiny(steps=80, log_every=1, sample_every=1000, checkpoint_every=1000, lr_g=0.003, hflip=False,
+                 loss=only_recon)  # fmt: skip
+    training_loop(train, run)
+    lines = run.history.read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("g/recon_l1/human")
+    values = [float(line.split(",")[column]) for line in lines[1:]]
+    assert min(values[-5:]) < values[0] / 3, (values[0], values[-5:])
+
+
+def test_growth_schedule() -> None:
+    train = tiny(resolution=32, growing={"enabled": True, "start_resolution": 8, "phase_steps": 10, "fade_steps": 4})
+    assert growth(train, 0) == {"resolution": 8, "alpha": 1.0}
+    assert growth(train, 10) == {"resolution": 16, "alpha": 0.0}
+    assert growth(train, 12) == {"resolution": 16, "alpha": 0.5}
+    assert growth(train, 25) == {"resolution": 32, "alpha": 1.0}
+    assert growth(train, 500) == {"resolution": 32, "alpha": 1.0}
+    assert growth(tiny(), 3) == {}
+
+
+def test_progressive_growing_trains(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    train = tiny(steps=6, growing={"enabled": True, "start_resolution": 8, "phase_steps": 3, "fade_steps": 2})
+    metrics = training_loop(train, run)
+    assert metrics["step"] == 6 and "alpha" in run.history.read_text().splitlines()[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rank(rank: int, world: int, port: int, train: dict, datasets: dict, out: str) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        metrics = training_loop(train, paths(Path(out) / f"rank{rank}", datasets))
+        (Path(out) / f"digest{rank}").write_text(metrics["weights_sha256"])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_with_gloo_train_in_lockstep(tmp_path: Path, datasets) -> None:
+    """torch.distributed on CPU: both ranks end with the same weights (gradients averaged), and only rank
+    0 writes files."""
+    import torch.multiprocessing as mp
+
+    train = tiny(steps=3)
+    mp.spawn(_rank, args=(2, _free_port(), train, datasets, str(tmp_path)), nprocs=2, join=True)
+    rank0 = tmp_path / "rank0"
+    assert (rank0 / "models/twingan.pt").is_file() and not (tmp_path / "rank1/models").exists()
+    saved = load(rank0 / "models/checkpoints/last.pt")
+    assert saved["step"] == 3
+    assert all(torch.isfinite(t).all() for t in saved["model"].values() if t.is_floating_point())
+    assert (tmp_path / "digest0").read_text() == (tmp_path / "digest1").read_text()  # gradients were averaged

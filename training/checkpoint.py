@@ -1,0 +1,56 @@
+"""Checkpoints: everything a run needs to continue exactly, and the model file users load.
+
+Like StyleGAN2-ADA's snapshots, a checkpoint carries the construction arguments of its networks, so it
+loads without the params that made it; unlike the original Twin-GAN (which reset Adam at every growing
+stage) it also carries both optimisers, the EMA, the step and the random state, so a killed run resumes
+where it stopped. Files are written to a temporary name and renamed: a kill while saving leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twingan.atomic import atomic_path
+
+FORMAT = "twingan-checkpoint/1"
+MODEL_FORMAT = "twingan-model/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used with the current settings; the message says why and what to do."""
+
+
+def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(dict(payload), tmp)
+
+
+def load(path: Path, expected_format: str = FORMAT) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != expected_format:
+        raise CheckpointError(f"{path}: holds {found or 'something else'}, this version reads {expected_format}")
+    return payload
+
+
+def check_compatible(path: Path, saved: Mapping[str, Any], current: Mapping[str, Any], what: str) -> None:
+    """Refuse to resume when the networks (or losses) would differ: name every differing key."""
+    keys = sorted(set(saved) | set(current))
+    differing = [key for key in keys if saved.get(key) != current.get(key)]
+    if differing:
+        details = ", ".join(
+            f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now" for key in differing
+        )
+        raise CheckpointError(
+            f"{path}: made with other {what} settings ({details}). Delete it to start a new run, or set the "
+            "params back to resume it"
+        )

@@ -1,0 +1,71 @@
+"""The train stage: params in, `models/twingan.pt` out. Parses options and launches, nothing else.
+
+One process:      twingan train                (what `dvc repro` runs)
+Several GPUs:     torchrun --nproc_per_node=8 -m training.train --params params.yaml
+Several nodes:    torchrun --nnodes=2 --node_rank=0 --master_addr=host0 --nproc_per_node=8 -m training.train ...
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK; each process trains on its own device and its own share of
+every batch stream (training/data.py), and gradients are averaged across processes (training/loop.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from training.loop import RunPaths, training_loop
+from twingan.params import LoadedParams, ParamsError, load_params
+
+log = logging.getLogger("twingan.train")
+
+
+def run_paths(loaded: LoadedParams) -> RunPaths:
+    train = loaded.params.train
+    domains = train.domains or tuple(loaded.params.domains)
+    if len(domains) < 2:
+        raise ParamsError("train.domains: at least two domains are needed to translate between")
+    root = loaded.root
+    datasets = {domain: root / "data" / "datasets" / domain for domain in domains}
+    for domain, folder in datasets.items():
+        if not (folder / "manifest.parquet").is_file():
+            raise ParamsError(f"train.domains: no dataset for {domain!r} at {folder} (run dvc repro dataset@{domain})")
+    return RunPaths(
+        datasets=datasets,
+        checkpoint=root / "models" / "checkpoints" / "last.pt",
+        model=root / "models" / "twingan.pt",
+        metrics=root / "metrics" / "train.json",
+        history=root / "plots" / "train" / "losses.csv",
+        samples=root / "plots" / "train" / "samples.png",
+        tensorboard=root / "logs" / "train",
+    )
+
+
+def run_train(loaded: LoadedParams, *, stop_after: int | None = None) -> dict[str, Any]:
+    paths = run_paths(loaded)
+    started_here = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        import torch
+
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        started_here = True
+    try:
+        return training_loop(loaded.params.train.model_dump(mode="json"), paths, stop_after=stop_after)
+    finally:
+        if started_here:
+            dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    run_train(load_params(Path(args.params)))
+
+
+if __name__ == "__main__":
+    main()
