@@ -248,6 +248,11 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
     memory_format = torch.channels_last if train["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    if train["compile"]:
+        # In place (Module.compile), so state_dict keys stay as they are. Not the discriminators: their
+        # gradient penalties need double backward, which torch.compile does not support.
+        model.encoder.compile()
+        model.generator.compile()
     g_params, d_params = model.generator_parameters(), model.discriminator_parameters()
     betas = tuple(train["betas"])
     opt_g = torch.optim.Adam(g_params, lr=train["lr_g"], betas=betas)
