@@ -44,8 +44,8 @@ from preprocessing.dataset.quality import (
     measure,
 )
 from preprocessing.dataset.splits import assign_split, split_key
+from preprocessing.faces.shards import crops_by_shard
 from preprocessing.schemas import (
-    CROPS,
     DATASET_DUPLICATES,
     DATASET_MANIFEST,
     DATASET_PIXELS,
@@ -61,23 +61,8 @@ log = logging.getLogger("twingan.dataset")
 
 
 def _crops_by_shard(folder: Path, faces: list[dict[str, Any]]) -> Iterator[list[tuple[str, bytes]]]:
-    """(face_id, encoded crop) of the given faces, one list per crop shard, each shard read once."""
-    by_shard: dict[str, list[dict[str, Any]]] = {}
-    for face in faces:
-        by_shard.setdefault(face["shard"], []).append(face)
-    for shard in sorted(by_shard):
-        crops = read_table(folder / shard, CROPS)
-        ids, images = crops["face_id"].to_pylist(), crops["image"]
-        out = []
-        for face in sorted(by_shard[shard], key=lambda f: f["shard_row"]):
-            row = face["shard_row"]
-            if row >= len(ids) or ids[row] != face["face_id"]:
-                raise SchemaMismatchError(
-                    f"{folder / shard}: row {row} does not hold face {face['face_id']} "
-                    "(faces.parquet and its shards disagree: re-run the faces stage)"
-                )
-            out.append((face["face_id"], images[row].as_py()))
-        yield out
+    for shard in crops_by_shard(folder, faces):
+        yield [(face["face_id"], crop) for face, crop in shard]
 
 
 @task(name="dataset-measure", cache_policy=NO_CACHE)

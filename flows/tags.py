@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from flows.executor import make_task_runner, map_bounded
 from flows.runtime import stage_flow_settings
-from preprocessing.schemas import CROPS, FACES, RAW_MANIFEST, TAGS
+from preprocessing.faces.shards import crops_by_shard
+from preprocessing.schemas import FACES, RAW_MANIFEST, TAGS
 from preprocessing.tags.taggers import FaceToTag, Tagger, TaggerError, make_tagger, parse_attributes
 from preprocessing.tags.vocabulary import Vocabulary
 from twingan.atomic import write_json_atomic
@@ -64,30 +65,18 @@ def _faces_to_tag(loaded: LoadedParams, domain: str, needs_source: bool) -> Iter
         raw = loaded.root / "data" / "raw" / domain
         manifest = read_table(raw / "manifest.parquet", RAW_MANIFEST)
         sources = {i: raw / p for i, p in zip(manifest["id"].to_pylist(), manifest["path"].to_pylist(), strict=True)}
-    by_shard: dict[str, list[dict[str, Any]]] = {}
-    for row in faces.select(["face_id", "image_id", "landmarks", "attributes", "shard", "shard_row"]).to_pylist():
-        by_shard.setdefault(row["shard"], []).append(row)
-    for shard in sorted(by_shard):
-        crops = read_table(folder / shard, CROPS)
-        ids, images = crops["face_id"].to_pylist(), crops["image"]
-        batch = []
-        for row in by_shard[shard]:
-            index = row["shard_row"]
-            if index >= len(ids) or ids[index] != row["face_id"]:
-                raise SchemaMismatchError(
-                    f"{folder / shard}: row {index} does not hold face {row['face_id']} (faces.parquet and its "
-                    "shards disagree: re-run the faces stage)"
-                )
-            batch.append(
-                FaceToTag(
-                    face_id=row["face_id"],
-                    crop=images[index].as_py(),
-                    attributes=parse_attributes(row["attributes"]),
-                    landmarks={p["name"]: (p["x"], p["y"]) for p in row["landmarks"]},
-                    source=sources.get(row["image_id"]),
-                )
+    rows = faces.select(["face_id", "image_id", "landmarks", "attributes", "shard", "shard_row"]).to_pylist()
+    for shard in crops_by_shard(folder, rows):
+        yield [
+            FaceToTag(
+                face_id=row["face_id"],
+                crop=crop,
+                attributes=parse_attributes(row["attributes"]),
+                landmarks={p["name"]: (p["x"], p["y"]) for p in row["landmarks"]},
+                source=sources.get(row["image_id"]),
             )
-        yield batch
+            for row, crop in shard
+        ]
 
 
 @task(name="tags-batch", cache_policy=NO_CACHE)
