@@ -20,6 +20,9 @@ QUIET_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_LOGGING_LEVEL": "WARNING",  # stages log what they read and wrote themselves
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    # The temporary API server of a flow run starts in about 6 s, but took over Prefect's default 20 s on a
+    # loaded 2-core machine (a CI run beside other jobs): a slow start should not fail a stage.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "DVC_NO_ANALYTICS": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
     "HF_HUB_OFFLINE": "1",

@@ -165,3 +165,22 @@ def test_two_processes_with_gloo_train_in_lockstep(tmp_path: Path, datasets) -> 
     assert saved["step"] == 3
     assert all(torch.isfinite(t).all() for t in saved["model"].values() if t.is_floating_point())
     assert (tmp_path / "digest0").read_text() == (tmp_path / "digest1").read_text()  # gradients were averaged
+
+
+def test_the_train_stage_names_a_wrong_domain_or_a_missing_dataset(tmp_path: Path) -> None:
+    from tests.conftest import write_params
+    from training.train import run_paths
+    from twingan.params import ParamsError, load_params
+
+    source = {"source": {"kind": "folder", "path": "x"}}
+    loaded = load_params(
+        write_params(tmp_path, {"human": source, "anime": source}, train={"domains": ["human", "dog"]})
+    )
+    with pytest.raises(ParamsError, match=r"train.domains: 'dog' is not a domain .*\(domains: human, anime\)"):
+        run_paths(loaded)
+    loaded = load_params(write_params(tmp_path, {"human": source, "anime": source}))
+    with pytest.raises(ParamsError, match=r"train.domains: no dataset for 'human' .*dvc repro dataset@human"):
+        run_paths(loaded)
+    loaded = load_params(write_params(tmp_path, {"human": source}))
+    with pytest.raises(ParamsError, match="at least two domains"):
+        run_paths(loaded)

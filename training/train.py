@@ -26,6 +26,10 @@ log = logging.getLogger("twingan.train")
 def run_paths(loaded: LoadedParams) -> RunPaths:
     train = loaded.params.train
     domains = train.domains or tuple(loaded.params.domains)
+    unknown = [domain for domain in domains if domain not in loaded.params.domains]
+    if unknown:  # checked here, not at load: other stages run whatever train says
+        known = ", ".join(loaded.params.domains)
+        raise ParamsError(f"train.domains: {unknown[0]!r} is not a domain of {loaded.file} (domains: {known})")
     if len(domains) < 2:
         raise ParamsError("train.domains: at least two domains are needed to translate between")
     root = loaded.root

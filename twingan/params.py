@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -427,13 +427,6 @@ class Params(_Section):
             if not DOMAIN_NAME.match(name):
                 raise ValueError(f"crawl name {name!r} must be lowercase letters, digits and '_' (a folder name)")
         return crawls
-
-    @model_validator(mode="after")
-    def _train_domains(self) -> Params:
-        unknown = [d for d in self.train.domains if d not in self.domains]
-        if unknown:
-            raise ValueError(f"train.domains: {unknown[0]!r} is not a domain (domains: {', '.join(self.domains)})")
-        return self
 
     @field_validator("domains")
     @classmethod
