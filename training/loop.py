@@ -341,6 +341,8 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
         if step % train["checkpoint_every"] == 0 or step == train["steps"]:
             save_checkpoint(step)
     del batches_iter, loader
+    if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
+        last_stats = {k: v for k, v in history.rows[-1].items() if k not in ("step", "images_per_second", "alpha")}
 
     metrics = {"step": step, "images_seen": step * images_per_step, "seconds": round(time.perf_counter() - started, 2),
                "weights_sha256": _digest(model), **{k: round(v, 6) for k, v in last_stats.items()}}  # fmt: skip
