@@ -27,8 +27,10 @@ class CheckpointError(ValueError):
 
 
 def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(dict(payload), tmp)
+    # Through a file object: given a path, torch names the zip's inner folder after the (random) temporary
+    # file, so equal weights would give different bytes and DVC would see a changed model.
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save(dict(payload), handle)
 
 
 def load(path: Path, expected_format: str = FORMAT) -> dict[str, Any]:
