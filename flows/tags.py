@@ -102,10 +102,9 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
     window = 2 * settings.executor.workers if tagger.concurrent else 1
     task_fn = tag_batch.with_options(retries=settings.executor.task_retries)
     rows: list[dict[str, Any]] = []
-    needs_source = tagger.name == "human_hair"
 
     def batches() -> Iterator[list[FaceToTag]]:
-        for shard_faces in _faces_to_tag(loaded, domain, needs_source):
+        for shard_faces in _faces_to_tag(loaded, domain, tagger.needs_source):
             for start in range(0, len(shard_faces), settings.batch_size):
                 yield shard_faces[start : start + settings.batch_size]
 

@@ -34,6 +34,7 @@ class Tagger(Protocol):
     name: str
     version: str
     concurrent: bool  # whether batches may run in parallel threads (a torch model runs one batch at a time)
+    needs_source: bool  # whether it reads the stored raw photo (FaceToTag.source), not only the crop
 
     def tag(self, faces: Sequence[FaceToTag]) -> list[dict[str, Any]]:
         """One row per face (tags/1 columns except face_id, domain, tagger, tagger_version)."""
@@ -74,7 +75,7 @@ def _rgb(value: Any) -> tuple[int, int, int] | None:
 class NoTagger:
     """A domain without conditioning tags (cats, in the demo): rows with no tags, so joins stay simple."""
 
-    name, version, concurrent = "none", "1", True
+    name, version, concurrent, needs_source = "none", "1", True, False
 
     def __init__(self, vocabulary: Vocabulary, **options: Any) -> None:
         _options(self.name, options, ())
@@ -87,7 +88,7 @@ class AnimeFaceColorsTagger:
     """Names AnimeFace's hair and eye colours (measured by the faces stage inside AnimeFace's boxes)
     with the vocabulary's palette; keeps the raw colours. Works offline: the demo profile uses it."""
 
-    name, version, concurrent = "animeface_colors", "1", True
+    name, version, concurrent, needs_source = "animeface_colors", "1", True, False
 
     def __init__(self, vocabulary: Vocabulary, **options: Any) -> None:
         _options(self.name, options, ())
@@ -138,7 +139,7 @@ class HumanHairTagger:
     """Hair colour of a photographed face (preprocessing/tags/human_hair.py), named with reference shades
     for photographed hair whose names are the shared vocabulary's."""
 
-    name, version, concurrent = "human_hair", "1", True
+    name, version, concurrent, needs_source = "human_hair", "1", True, True
 
     def __init__(self, vocabulary: Vocabulary, **options: Any) -> None:
         from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS
@@ -209,7 +210,7 @@ class Illust2VecTagger:
     (the most likely hair and eye colour above the general threshold, as TwinGAN kept one per group, and
     each other tag above it), and the 4096-d feature vector. Weights are files named in the options."""
 
-    name, concurrent = "illust2vec", False
+    name, concurrent, needs_source = "illust2vec", False, False
 
     def __init__(
         self, vocabulary: Vocabulary, *, thresholds: Mapping[str, float], batch_size: int, device: str, **options: Any
