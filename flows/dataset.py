@@ -2,7 +2,7 @@
 
 Writes `data/datasets/<domain>/` (built in `<folder>.partial/`, renamed into place when complete):
   manifest.parquet              one row per kept face: split, pixel shard and row, tags, sampling weight,
-                                lineage (raw image, source, member, box) and quality (schema dataset_manifest/1)
+                                lineage (raw image, source, member, box) and quality (schema dataset_manifest/2)
   pixels-<split>-NNNNN.parquet  decoded RGB at dataset.image_size, in row groups of dataset.row_group_rows,
                                 the loader's unit of work (schema dataset_pixels/1)
   duplicates.parquet            each near-duplicate removed and the face kept in its place
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
@@ -55,7 +56,7 @@ from preprocessing.schemas import (
 )
 from twingan.atomic import partial_dir, publish_dir, write_json_atomic
 from twingan.params import DatasetParams, LoadedParams, load_params
-from twingan.parquet import SchemaMismatchError, read_table, table_from_rows, write_table
+from twingan.parquet import SchemaMismatchError, read_params, read_table, table_from_rows, write_table
 
 log = logging.getLogger("twingan.dataset")
 
@@ -153,6 +154,7 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
     tags_path = root / "data" / "tags" / domain / "tags.parquet"
     tags_table, vocabulary = read_tags(tags_path)
     tags = {row["face_id"]: row["tags"] for row in tags_table.select(["face_id", "tags"]).to_pylist()}
+    tag_row = {face_id: i for i, face_id in enumerate(tags_table.column("face_id").to_pylist())}
     missing = [face["face_id"] for face in faces if face["face_id"] not in tags]
     if missing:
         raise SchemaMismatchError(f"{tags_path}: no tags for {len(missing)} faces (e.g. {missing[0]}): the tags are "
@@ -264,9 +266,18 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
                 "source_size": face["source_size"],
             })  # fmt: skip
     rows.sort(key=lambda r: r["face_id"])
-    manifest_meta = {**recorded, "vocabulary": list(vocabulary), "split_key": key_kind,
+    # How the crops were made (detector, options, alignment): training copies it into the model file, so
+    # inference crops a new photo exactly as the training crops were.
+    faces_spec = {k: v for k, v in read_params(faces_dir / "faces.parquet").items()
+                  if k in ("detector", "detector_options", "align", "select")}  # fmt: skip
+    manifest_meta = {**recorded, "vocabulary": list(vocabulary), "split_key": key_kind, "faces": faces_spec,
                      "dataset": settings.model_dump(mode="json")}  # fmt: skip
-    write_table(table_from_rows(rows, DATASET_MANIFEST), staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
+    manifest = table_from_rows(rows, DATASET_MANIFEST)
+    # Taken column-wise from the tags table: float16 features stay Arrow data (no Python float round trip).
+    taken = tags_table.column("features").take(pa.array([tag_row[r["face_id"]] for r in rows], pa.int64()))
+    manifest = manifest.set_column(manifest.schema.get_field_index("features"), DATASET_MANIFEST.field("features"),
+                                   taken)  # fmt: skip
+    write_table(manifest, staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
     write_table(table_from_rows(duplicates, DATASET_DUPLICATES), staging / "duplicates.parquet", DATASET_DUPLICATES,
                 recorded)  # fmt: skip
     rejects.sort(key=lambda r: r["face_id"])

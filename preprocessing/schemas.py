@@ -141,7 +141,7 @@ SPLITS = ("train", "val", "test")
 
 DATASET_MANIFEST = declare(
     "dataset_manifest",
-    1,
+    2,
     [
         pa.field("face_id", pa.string(), nullable=False),
         pa.field("image_id", pa.string(), nullable=False),
@@ -168,6 +168,9 @@ DATASET_MANIFEST = declare(
         pa.field("sharpness", pa.float32(), nullable=False),
         pa.field("brightness", pa.float32(), nullable=False),
         pa.field("source_size", pa.float32(), nullable=False),  # the face's side in source pixels
+        # The tags stage's illust2vec feature of the face, copied so training can condition on a reference
+        # character's look; null when the domain's tagger computes none (colour taggers).
+        pa.field("features", pa.list_(pa.float16(), ILLUST2VEC_FEATURES)),
     ],
 )
 

@@ -151,8 +151,12 @@ def test_filters_duplicates_and_lineage(built: Path) -> None:
         assert row["member"] == members[row["face_id"]] and row["raw_path"].startswith("images/")
         assert row["weight"] == 1.0 and len(row["phash"]) == 16 and row["source_size"] > 48
         assert row["tags"] and all(tag.endswith((" hair", " eyes")) for tag in row["tags"])
+        assert row["features"] is None  # the colour tagger computes no illust2vec features
     meta = read_params(out / "manifest.parquet")
     assert meta["image_size"] == 64 and "green hair" in meta["vocabulary"]
+    # How the crops were made, for the model file (inference crops a photo the same way).
+    assert meta["faces"]["detector"] == "animeface" and meta["faces"]["align"]["size"] > 0
+    assert set(meta["faces"]) == {"detector", "detector_options", "align", "select"}
 
 
 def test_pixel_shards_hold_each_kept_crop_once_at_the_stored_size(built: Path) -> None:

@@ -262,6 +262,30 @@ def test_tag_conditioning_starts_as_a_no_op_and_then_changes_the_output() -> Non
     assert all(m.tag_gamma is None for m in model.encoder.modules() if isinstance(m, DomainNorm))
 
 
+def test_reference_features_enter_through_one_projection_and_zero_features_change_nothing() -> None:
+    config = small_config(tag_dim=3, feature_dim=40, feature_embed_dim=8, d_projection=True)
+    assert config.condition_dim == 43 and config.norm_condition_dim == 11
+    model = build(config).eval()
+    randomise_domain_parameters(model)
+    for module in model.generator.modules():
+        if isinstance(module, DomainNorm):
+            assert module.tag_gamma is not None and module.tag_gamma.in_features == 11
+            with torch.no_grad():
+                module.tag_gamma.weight.normal_(0, 0.5)
+    latent, skips = model.encode(images(2, 32), "human")
+    tags = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    reference = torch.randn(2, 40)
+    with torch.no_grad():
+        without = model.decode(latent, skips, "anime", torch.cat([tags, torch.zeros(2, 40)], 1))
+        with_reference = model.decode(latent, skips, "anime", torch.cat([tags, reference], 1))
+        scaled = model.decode(latent, skips, "anime", torch.cat([tags, 3 * reference], 1))
+    assert (with_reference - without).abs().mean() > 1e-2  # the reference changes the look
+    torch.testing.assert_close(scaled, with_reference)  # features are compared by direction, not length
+    assert model.discriminate(with_reference, "anime", torch.cat([tags, reference], 1)).shape == (2,)
+    with pytest.raises(ValueError, match=r"tags must have shape \(2, 43\)"):
+        model.decode(latent, skips, "anime", tags)
+
+
 def test_generator_without_skips() -> None:
     model = build(small_config()).eval()
     latent = torch.randn(2, 32, 4, 4)

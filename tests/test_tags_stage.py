@@ -245,6 +245,18 @@ def test_illust2vec_through_the_stage(tmp_path: Path, monkeypatch: pytest.Monkey
         assert len(row["features"]) == 4096
         assert np.allclose(np.asarray(row["features"], dtype=np.float32), features, rtol=2e-3, atol=2e-3)
 
+    # The dataset stage carries the features into the manifest, for training conditioned on a reference.
+    from flows.dataset import run_dataset
+    from preprocessing.schemas import DATASET_MANIFEST
+
+    loaded = load_params(write_params(tmp_path / "p", {"anime": anime_domain(art, tagger)},
+                                      tags={"thresholds": {"general": 0.5}, "device": "cpu"},
+                                      dataset={"near_duplicate_distance": -1, "min_sharpness": 0.0}))  # fmt: skip
+    run_dataset(loaded, "anime")
+    features_of = {r["face_id"]: r["features"] for r in rows}
+    manifest = read_table(tmp_path / "p/data/datasets/anime/manifest.parquet", DATASET_MANIFEST).to_pylist()
+    assert manifest and all(r["features"] == features_of[r["face_id"]] for r in manifest)
+
     # A damaged crop is a row that says why, not a failed batch.
     from preprocessing.tags.taggers import FaceToTag, make_tagger
 

@@ -7,12 +7,14 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from tests.test_training_data import write_dataset
 from training.checkpoint import CheckpointError, load
-from training.loop import NonFiniteLoss, RunPaths, growth, load_model, training_loop
+from training.loop import NonFiniteLoss, RunPaths, growth, training_loop
+from training.model_file import load_model
 from twingan.params import TrainParams
 
 DOMAINS = ("human", "anime")
@@ -55,8 +57,8 @@ def test_a_run_writes_the_model_metrics_history_samples_and_tensorboard(tmp_path
     assert len(run.history.read_text().splitlines()) == 7  # header + one row per step
     assert list((tmp_path / "logs/train").glob("events.out.tfevents.*"))
     assert len(list((tmp_path / "logs/train/samples").glob("step-*.png"))) == 2
-    model, meta = load_model(run.model)
-    assert meta["step"] == 6 and meta["vocabulary"] and meta["network"]["domains"] == list(DOMAINS)
+    model, info = load_model(run.model)
+    assert info.step == 6 and info.vocabulary and info.config.domains == DOMAINS
     image = torch.zeros(1, 3, 16, 16)
     assert model.translate(image, "human", "anime").shape == (1, 3, 16, 16)
 
@@ -184,3 +186,21 @@ def test_the_train_stage_names_a_wrong_domain_or_a_missing_dataset(tmp_path: Pat
     loaded = load_params(write_params(tmp_path, {"human": source}))
     with pytest.raises(ParamsError, match="at least two domains"):
         run_paths(loaded)
+
+
+def test_a_run_conditioned_on_reference_features_records_them_and_how_faces_were_cropped(tmp_path: Path) -> None:
+    spec = {"detector": "animeface", "detector_options": {}, "align": {"method": "box", "size": 16, "margin": 1.5}}
+    roots = {
+        "human": write_dataset(tmp_path / "human", domain="human", counts={"train": 8, "val": 2}),
+        "anime": write_dataset(tmp_path / "anime", domain="anime", counts={"train": 8, "val": 2}, faces=spec,
+                               features=lambda i: np.linspace(-1, 1, 16, dtype=np.float16) * (i + 1)),
+    }  # fmt: skip
+    run = paths(tmp_path / "run", roots)
+    training_loop(tiny(steps=2, network={"condition_on_features": True, "feature_embed_dim": 4}), run)
+    model, info = load_model(run.model)
+    assert info.config.feature_dim == 4096 and info.config.condition_dim == len(info.vocabulary) + 4096
+    assert info.faces_of("anime") == spec
+    with pytest.raises(CheckpointError, match="does not record how human faces were detected"):
+        info.faces_of("human")
+    moved = [p for p in model.generator.feature_embed.parameters()]
+    assert moved and all(torch.isfinite(p).all() for p in moved)

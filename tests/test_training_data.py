@@ -9,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -46,6 +47,8 @@ def write_dataset(
     weight: Callable[[int], float] = lambda _: 1.0,
     keep: Callable[[int], bool] = lambda _: True,
     corrupt: Iterable[int] = (),
+    features: Callable[[int], np.ndarray | None] | None = None,
+    faces: dict | None = None,
 ) -> Path:
     """A dataset folder as `dataset@<domain>` writes it: pixel shards per split with small row groups, and a
     manifest of the kept rows (`keep`) pointing into them. Sample i's face id is f"{domain}-{i:05d}"."""
@@ -72,9 +75,24 @@ def write_dataset(
     manifest = [
         manifest_row(domain, i, split, shard, row, tags(i), weight(i) / weights[split]) for i, split, shard, row in rows
     ]
-    params = {"image_size": image_size, "vocabulary": vocabulary}
-    write_table(table_from_rows(manifest, DATASET_MANIFEST), root / "manifest.parquet", DATASET_MANIFEST, params)
+    params = {"image_size": image_size, "vocabulary": vocabulary, **({"faces": faces} if faces else {})}
+    table = table_from_rows(manifest, DATASET_MANIFEST)
+    if features is not None:
+        table = table.set_column(table.schema.get_field_index("features"), DATASET_MANIFEST.field("features"),
+                                 features_column([features(i) for i, *_ in rows]))  # fmt: skip
+    write_table(table, root / "manifest.parquet", DATASET_MANIFEST, params)
     return root
+
+
+def features_column(vectors: list[np.ndarray | None]) -> pa.Array:
+    """float16 fixed-size lists as the tags stage writes illust2vec's features; None = a face without."""
+    width = DATASET_MANIFEST.field("features").type.list_size
+    values = np.zeros((len(vectors), width), dtype=np.float16)
+    for row, vector in enumerate(vectors):
+        if vector is not None:
+            values[row, : len(vector)] = vector
+    mask = pa.array([vector is None for vector in vectors])
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), width, mask=mask)
 
 
 def manifest_row(domain: str, i: int, split: str, shard: str, row: int, tags: list[str], weight: float) -> dict:
@@ -365,3 +383,29 @@ def test_a_manifest_of_another_schema_is_named(folder: Path) -> None:
     write_table(pq.read_table(path), path, older, read_params(path))
     with pytest.raises(SchemaMismatchError, match=r"manifest\.parquet: holds dataset_manifest/0"):
         dataset(folder)
+
+
+def test_reference_features_come_with_the_batches_and_zeros_stand_for_faces_without(tmp_path: Path) -> None:
+    def vector(i: int) -> np.ndarray | None:
+        return None if i % 3 == 0 else np.full(5, i / 64, dtype=np.float16)
+
+    spec = {"detector": "animeface", "detector_options": {}, "align": {"method": "box", "size": 16}}
+    write_dataset(tmp_path / "anime", domain="anime", features=vector, faces=spec)
+    write_dataset(tmp_path / "human", domain="human")
+    split = DomainSplit(tmp_path / "anime")
+    assert split.feature_dim == 4096 and DomainSplit(tmp_path / "human").feature_dim == 0
+    roots = {"human": tmp_path / "human", "anime": tmp_path / "anime"}
+    data = dataset(roots, features=True)
+    assert data.feature_dim == 4096 and data.faces == {"human": {}, "anime": spec}
+    batches = data.batch(0)["batches"]
+    assert not batches["human"]["features"].any()  # a domain without features: zeros of the same width
+    anime = batches["anime"]
+    for face_id, row in zip(anime["face_id"], anime["features"], strict=True):
+        i = int(face_id.split("-")[1])
+        expected = torch.zeros(4096)
+        if i % 3:
+            expected[:5] = float(np.float16(i / 64))
+        assert torch.equal(row, expected), face_id
+    assert "features" not in dataset(roots).batch(0)["batches"]["anime"]  # only when asked for
+    with pytest.raises(ValueError, match=r"none of the datasets \(human\) has reference features"):
+        dataset({"human": tmp_path / "human"}, features=True)

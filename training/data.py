@@ -98,6 +98,21 @@ class DomainSplit:
         self.groups, self.group, self.offset = self._locate(shards, shard_rows)
         self.tags = _multi_hot(table["tags"], self.vocabulary, self.manifest)
         self.weights = table["weight"].to_numpy().astype(np.float64)
+        # How the crops were made (detector, alignment); empty for manifests written before it was recorded.
+        self.faces_spec: dict[str, Any] = params.get("faces", {})
+        self.features = _features(table["features"])
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the reference features (illust2vec's), 0 when the domain's tagger computes none."""
+        return 0 if self.features is None else self.features.shape[1]
+
+    def features_of(self, rows: np.ndarray, width: int) -> np.ndarray:
+        """float32 (len(rows), width): the rows' features, zeros for a face without (or a domain without)."""
+        out = np.zeros((len(rows), width), dtype=np.float32)
+        if self.features is not None:
+            out[:, : self.feature_dim] = self.features[rows]
+        return out
 
     def __len__(self) -> int:
         return len(self.face_ids)
@@ -211,6 +226,18 @@ def check_pixel_schema(path: Path, schema: pa.Schema) -> None:
         raise SchemaMismatchError(f"{path}: holds {found}, this version reads {expected}; {_REBUILD}")
     if not schema.equals(DATASET_PIXELS, check_metadata=False):
         raise SchemaMismatchError(f"{path}: columns differ from {expected}; {_REBUILD}")
+
+
+def _features(column: pa.ChunkedArray) -> np.ndarray | None:
+    """(rows, F) float16 (half of float32's memory in every worker), zeros for null rows; None if all null."""
+    if column.null_count == len(column):
+        return None
+    values = column.combine_chunks()
+    width = values.type.list_size
+    out = np.zeros((len(values), width), dtype=np.float16)
+    valid = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))
+    out[valid] = values.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    return out
 
 
 def _multi_hot(column: pa.ChunkedArray, vocabulary: Sequence[str], manifest: Path) -> np.ndarray:
@@ -430,6 +457,7 @@ class PairedDomainBatches(IterableDataset):
         balanced: bool = False,
         shuffle_window: int = 8,
         vocabulary: Sequence[str] | None = None,
+        features: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
@@ -453,6 +481,12 @@ class PairedDomainBatches(IterableDataset):
             domain: DomainSplit(Path(root), split, name=domain, vocabulary=self.vocabulary)
             for domain, root in roots.items()
         }
+        self.feature_dim = max(part.feature_dim for part in self.splits.values()) if features else 0
+        if features and not self.feature_dim:
+            raise ValueError(
+                f"none of the datasets ({', '.join(self.splits)}) has reference features: tag at least one "
+                "domain with illust2vec (domains.<name>.tagger.kind: illust2vec)"
+            )
         for domain, part in self.splits.items():
             if part.image_size < resolution:
                 log.warning(
@@ -463,6 +497,11 @@ class PairedDomainBatches(IterableDataset):
                     resolution,
                 )
         self._readers: dict[str, _Reader] | None = None
+
+    @property
+    def faces(self) -> dict[str, dict[str, Any]]:
+        """Per domain, how its crops were detected and aligned (what the model file records for inference)."""
+        return {domain: part.faces_spec for domain, part in self.splits.items()}
 
     def __getstate__(self) -> dict[str, Any]:
         """Workers start without the row groups `batch()` may have cached here (spawned workers pickle us)."""
@@ -502,11 +541,14 @@ class PairedDomainBatches(IterableDataset):
         positions = np.arange(start, stop)
         flips = coin_flips(self.seed, domain, positions) if self.hflip else np.zeros(len(positions), dtype=bool)
         pixels = reader.pixels(rows, flips)
-        return {
+        batch = {
             "image": to_images(pixels, self.resolution),
             "tags": torch.from_numpy(reader.split.tags_of(rows)),
             "face_id": [reader.split.face_ids[row] for row in rows.tolist()],
         }
+        if self.feature_dim:
+            batch["features"] = torch.from_numpy(reader.split.features_of(rows, self.feature_dim))
+        return batch
 
 
 def _init_worker(_: int) -> None:

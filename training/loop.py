@@ -32,9 +32,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from training.checkpoint import FORMAT, MODEL_FORMAT, check_compatible, load, save_atomic
+from training.checkpoint import FORMAT, check_compatible, load, save_atomic
 from training.data import PairedDomainBatches, make_loader
 from training.losses import LossConfig, TwinGANObjective
+from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN, count_parameters
 from training.samples import save_png, translation_grid
 
@@ -56,10 +57,28 @@ class RunPaths:
     tensorboard: Path | None = None  # logs/train
 
 
-def network_config(train: Mapping[str, Any], domains: tuple[str, ...], tag_dim: int) -> NetworkConfig:
+def network_config(
+    train: Mapping[str, Any], domains: tuple[str, ...], tag_dim: int, feature_dim: int = 0
+) -> NetworkConfig:
     net = dict(train["network"])
-    conditioned = net.pop("condition_on_tags")
-    return NetworkConfig(domains=domains, resolution=train["resolution"], tag_dim=tag_dim if conditioned else 0, **net)
+    on_tags, on_features = net.pop("condition_on_tags"), net.pop("condition_on_features", False)
+    return NetworkConfig(domains=domains, resolution=train["resolution"], tag_dim=tag_dim if on_tags else 0,
+                         feature_dim=feature_dim if on_features else 0, **net)  # fmt: skip
+
+
+def _with_defaults(network: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return NetworkConfig.from_dict(network).to_dict()
+    except (TypeError, ValueError):
+        return dict(network)  # unreadable: let check_compatible name the differing keys
+
+
+def condition_of(batch: Mapping[str, Any]) -> Any:
+    """What G and D are conditioned on: the multi-hot tags, then the reference features when the run uses them
+    (the layout training/conditioning.py builds at inference)."""
+    if "features" in batch:
+        return torch.cat([batch["tags"], batch["features"]], dim=1)
+    return batch["tags"]
 
 
 def growth(train: Mapping[str, Any], step: int) -> dict[str, Any]:
@@ -136,7 +155,7 @@ def _to_device(batches: Mapping[str, Mapping[str, Any]], device: torch.device, c
     for domain, batch in batches.items():
         image = batch["image"].to(device, non_blocking=True)
         image = image.contiguous(memory_format=torch.channels_last) if channels_last else image.contiguous()
-        out[domain] = {"image": image, "tags": batch["tags"].to(device, non_blocking=True)}
+        out[domain] = {"image": image, "tags": condition_of(batch).to(device, non_blocking=True)}
     return out
 
 
@@ -218,7 +237,7 @@ class _History:
 def _fixed_inputs(dataset: PairedDomainBatches, count: int, device: torch.device) -> dict:
     """The first `count` samples of step 0: the same faces on every grid of a run."""
     item = dataset.batch(0)
-    return {d: {"image": b["image"][:count].contiguous().to(device), "tags": b["tags"][:count].to(device)}
+    return {d: {"image": b["image"][:count].contiguous().to(device), "tags": condition_of(b)[:count].to(device)}
             for d, b in item["batches"].items()}  # fmt: skip
 
 
@@ -239,10 +258,10 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
     dataset = PairedDomainBatches(
         paths.datasets, batch_size=train["batch_size"], resolution=train["resolution"], seed=train["seed"],
         hflip=train["hflip"], balanced=train["balanced"], shuffle_window=train["shuffle_window"], rank=world.rank,
-        world_size=world.world,
+        world_size=world.world, features=train["network"].get("condition_on_features", False),
     )  # fmt: skip
     vocabulary = list(dataset.vocabulary)
-    net_config = network_config(train, domains, len(vocabulary))
+    net_config = network_config(train, domains, len(vocabulary), dataset.feature_dim)
     loss_config = LossConfig.from_dict(train["loss"])
     model = TwinGAN(net_config).to(device)
     memory_format = torch.channels_last if train["channels_last"] else torch.contiguous_format
@@ -261,7 +280,8 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
     step = 0
     if paths.checkpoint.is_file():
         saved = load(paths.checkpoint)
-        check_compatible(paths.checkpoint, saved["network"], net_config.to_dict(), "network")
+        # Through NetworkConfig: keys a newer version added take their defaults (the network an older file made).
+        check_compatible(paths.checkpoint, _with_defaults(saved["network"]), net_config.to_dict(), "network")
         check_compatible(paths.checkpoint, {"vocabulary": saved["vocabulary"]}, {"vocabulary": vocabulary}, "tag")
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
@@ -350,9 +370,7 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
         if not paths.samples.is_file():  # e.g. a finished run resumed: the grid of its final weights
             grow = growth(train, step)
             save_png(translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow), paths.samples)
-        save_atomic({"format": MODEL_FORMAT, "network": net_config.to_dict(), "vocabulary": vocabulary, "step": step,
-                     "encoder": ema.encoder.state_dict(), "generator": ema.generator.state_dict(),
-                     "train": dict(train)}, paths.model)  # fmt: skip
+        save_model(paths.model, ema, vocabulary=vocabulary, step=step, faces=dataset.faces, train=train)
         paths.metrics.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -398,18 +416,3 @@ def _step_functions(objective, opt_g, opt_d, g_params, d_params, world, autocast
         return stats
 
     return g_step, d_step
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[TwinGAN, dict[str, Any]]:
-    """The trained model file (EMA encoder and generator) and its metadata, for inference."""
-    payload = load(path, MODEL_FORMAT)
-    try:
-        config = NetworkConfig.from_dict(payload["network"])
-    except (KeyError, TypeError, ValueError) as error:
-        from training.checkpoint import CheckpointError
-
-        raise CheckpointError(f"{path}: its network config does not match this version: {error}") from None
-    model = TwinGAN(config)
-    model.encoder.load_state_dict(payload["encoder"])
-    model.generator.load_state_dict(payload["generator"])
-    return model.to(device).eval(), {k: v for k, v in payload.items() if k not in ("encoder", "generator")}

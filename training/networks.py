@@ -72,6 +72,8 @@ class NetworkConfig:
     channel_base: int = 4096
     channel_max: int = 256
     tag_dim: int = 0
+    feature_dim: int = 0
+    feature_embed_dim: int = 64
     norm: str = "instance"
     unet_skips: bool = True
     max_skip_resolution: int = 0
@@ -102,12 +104,16 @@ class NetworkConfig:
             raise ValueError("channel_base and channel_max must be positive")
         if self.tag_dim < 0:
             raise ValueError(f"tag_dim must be >= 0, got {self.tag_dim}")
+        if self.feature_dim < 0 or self.feature_embed_dim < 1:
+            raise ValueError(
+                f"feature_dim must be >= 0 and feature_embed_dim >= 1, got {self.feature_dim}, {self.feature_embed_dim}"
+            )
         if self.norm not in NORM_KINDS:
             raise ValueError(f"norm must be one of {NORM_KINDS}, got {self.norm!r}")
         if self.max_skip_resolution < 0:
             raise ValueError(f"max_skip_resolution must be >= 0 (0 = every resolution), got {self.max_skip_resolution}")
-        if self.d_projection and self.tag_dim == 0:
-            raise ValueError("d_projection needs a tag vector: set tag_dim > 0")
+        if self.d_projection and self.condition_dim == 0:
+            raise ValueError("d_projection needs a condition: set tag_dim or feature_dim > 0")
         if self.mbstd_group < 1:
             raise ValueError(f"mbstd_group must be >= 1, got {self.mbstd_group}")
 
@@ -129,6 +135,16 @@ class NetworkConfig:
         if missing:
             raise ValueError(f"missing NetworkConfig key(s): {', '.join(missing)}")
         return cls(**dict(d))
+
+    @property
+    def condition_dim(self) -> int:
+        """Width of the condition vector G and D take: named tags (multi-hot), then the reference features."""
+        return self.tag_dim + self.feature_dim
+
+    @property
+    def norm_condition_dim(self) -> int:
+        """What the normalisation layers see: the tags, and the features after their learned projection."""
+        return self.tag_dim + (self.feature_embed_dim if self.feature_dim else 0)
 
     def channels(self, resolution: int) -> int:
         """Feature maps at `resolution`: halved per doubling of the side, capped, and never below 8."""
@@ -455,8 +471,8 @@ class GeneratorBlock(nn.Module):
         c_prev, c_out = config.channels(resolution // 2), config.channels(resolution)
         # The encoder's tap at this resolution has channels(resolution // 2) channels, like the upsampled input.
         self.skip_channels = c_prev if self.takes_skip else 0
-        self.conv0 = DomainConv(c_prev + self.skip_channels, c_out, 3, config, config.tag_dim)
-        self.conv1 = DomainConv(c_out, c_out, 3, config, config.tag_dim)
+        self.conv0 = DomainConv(c_prev + self.skip_channels, c_out, 3, config, config.norm_condition_dim)
+        self.conv1 = DomainConv(c_out, c_out, 3, config, config.norm_condition_dim)
 
     def forward(self, x: Tensor, skip: Tensor | None, domain: int | Tensor, tags: Tensor | None) -> Tensor:
         x = upsample(x)
@@ -475,8 +491,15 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         c4 = config.channels(4)
-        self.input0 = DomainConv(c4, c4, 3, config, config.tag_dim)
-        self.input1 = DomainConv(c4, c4, 3, config, config.tag_dim)
+        self.input0 = DomainConv(c4, c4, 3, config, config.norm_condition_dim)
+        self.input1 = DomainConv(c4, c4, 3, config, config.norm_condition_dim)
+        # A reference image's features (illust2vec's 4096-d encoding, say) are too wide to enter every
+        # normalisation layer directly: one learned projection, shared by the layers, maps them down first.
+        self.feature_embed: EqualizedLinear | None = None
+        if config.feature_dim:
+            self.feature_embed = EqualizedLinear(
+                config.feature_dim, config.feature_embed_dim, bias=False, equalized=config.equalized_lr
+            )
         self.blocks = nn.ModuleDict({str(r): GeneratorBlock(r, config) for r in config.resolutions if r >= 8})
         # Linear 1x1 to RGB with gain 1 (PGGAN): outputs are unbounded, the data live in [-1, 1].
         self.to_rgb = nn.ModuleDict(
@@ -486,11 +509,18 @@ class Generator(nn.Module):
             }
         )
 
-    def _check_tags(self, tags: Tensor | None, batch: int) -> None:
+    def _condition(self, tags: Tensor | None, batch: int) -> Tensor | None:
+        """The condition as the normalisation layers take it: tags as given, features unit-length then projected
+        (a reference without features is all zeros and stays a no-op)."""
         if tags is None:
-            return
-        if tags.shape != (batch, self.config.tag_dim):
-            raise ValueError(f"tags must have shape ({batch}, {self.config.tag_dim}), got {tuple(tags.shape)}")
+            return None
+        width = self.config.condition_dim
+        if tags.shape != (batch, width):
+            raise ValueError(f"tags must have shape ({batch}, {width}), got {tuple(tags.shape)}")
+        if self.feature_embed is None:
+            return tags
+        named, features = tags[:, : self.config.tag_dim], tags[:, self.config.tag_dim :]
+        return torch.cat([named, self.feature_embed(F.normalize(features, dim=1))], dim=1)
 
     def forward(
         self,
@@ -507,7 +537,7 @@ class Generator(nn.Module):
         c4 = self.config.channels(4)
         if latent.dim() != 4 or tuple(latent.shape[1:]) != (c4, 4, 4):
             raise ValueError(f"expected a latent (B, {c4}, 4, 4), got {tuple(latent.shape)}")
-        self._check_tags(tags, latent.shape[0])
+        tags = self._condition(tags, latent.shape[0])
         d = resolve_domain(self.config.domains, domain)
         skips = skips or {}
         x = self.input1(self.input0(latent, d, tags), d, tags)
@@ -557,7 +587,9 @@ class Discriminator(nn.Module):
         self.fc = EqualizedLinear(c4 * 16, c4, equalized=eq)
         self.out = EqualizedLinear(c4, 1, equalized=eq, gain=1.0)
         self.embed = (
-            EqualizedLinear(config.tag_dim, c4, bias=False, equalized=eq, gain=1.0) if config.d_projection else None
+            EqualizedLinear(config.condition_dim, c4, bias=False, equalized=eq, gain=1.0)
+            if config.d_projection
+            else None
         )
         if config.d_spectral_norm:
             for module in [m for m in self.modules() if isinstance(m, EqualizedConv2d | EqualizedLinear)]:
@@ -578,9 +610,9 @@ class Discriminator(nn.Module):
         h = F.leaky_relu(self.fc(x.flatten(1)), LRELU_SLOPE)
         logits = self.out(h).squeeze(1)
         if self.embed is not None and tags is not None:
-            if tags.shape != (image.shape[0], self.config.tag_dim):
+            if tags.shape != (image.shape[0], self.config.condition_dim):
                 raise ValueError(
-                    f"tags must have shape ({image.shape[0]}, {self.config.tag_dim}), got {tuple(tags.shape)}"
+                    f"tags must have shape ({image.shape[0]}, {self.config.condition_dim}), got {tuple(tags.shape)}"
                 )
             # Projection discriminator (Miyato & Koyama 2018): inner product of the tag embedding and the features.
             logits = logits + (self.embed(tags) * h).sum(dim=1)

@@ -37,6 +37,12 @@ def run_paths(loaded: LoadedParams) -> RunPaths:
     for domain, folder in datasets.items():
         if not (folder / "manifest.parquet").is_file():
             raise ParamsError(f"train.domains: no dataset for {domain!r} at {folder} (run dvc repro dataset@{domain})")
+    wants_features = train.network.condition_on_features
+    if wants_features and not any(_has_features(folder / "manifest.parquet") for folder in datasets.values()):
+        raise ParamsError(
+            "train.network.condition_on_features: none of the datasets of train.domains has illust2vec features; "
+            "tag a domain with them (domains.<name>.tagger.kind: illust2vec) or set it to false"
+        )
     return RunPaths(
         datasets=datasets,
         checkpoint=root / "models" / "checkpoints" / "last.pt",
@@ -46,6 +52,13 @@ def run_paths(loaded: LoadedParams) -> RunPaths:
         samples=root / "plots" / "train" / "samples.png",
         tensorboard=root / "logs" / "train",
     )
+
+
+def _has_features(manifest: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(manifest, columns=["features"]).column("features")
+    return column.null_count < len(column)
 
 
 def run_train(loaded: LoadedParams, *, stop_after: int | None = None) -> dict[str, Any]:

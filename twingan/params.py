@@ -261,6 +261,10 @@ class NetworkParams(_Section):
     channel_base: Annotated[int, Field(ge=64)] = 4096  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: Annotated[int, Field(ge=8)] = 256
     condition_on_tags: bool = True  # the vocabulary's multi-hot tags enter the normalisation of G
+    # A reference character's illust2vec features enter it too (through one learned projection): needs a
+    # domain tagged by illust2vec; `twingan translate --reference` then asks for that character's look.
+    condition_on_features: bool = False
+    feature_embed_dim: Annotated[int, Field(ge=1, le=1024)] = 64
     norm: Literal["instance", "batch"] = "instance"
     unet_skips: bool = True
     max_skip_resolution: Annotated[int, Field(ge=0)] = 0  # 0: skips at every resolution

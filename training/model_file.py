@@ -1,0 +1,89 @@
+"""The model file `models/twingan.pt`: what inference, the index, the evaluation and the demo load.
+
+It holds the EMA encoder and generator (not the discriminators: nothing after training needs them), the
+network config, the tag vocabulary in conditioning order, the step, the train params, and per domain how
+its faces were detected and aligned (`faces`: detector, detector options, alignment), so a raw photo is
+cropped for the model exactly as its training crops were, without the params file that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.checkpoint import MODEL_FORMAT, CheckpointError, load, save_atomic
+from training.networks import NetworkConfig, TwinGAN
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything in the model file but the weights."""
+
+    config: NetworkConfig
+    vocabulary: tuple[str, ...]
+    step: int
+    faces: Mapping[str, Mapping[str, Any]]  # domain -> {"detector", "detector_options", "align"}; {} if unknown
+    train: Mapping[str, Any]
+
+    def faces_of(self, domain: str, path: Path | str = "the model file") -> Mapping[str, Any]:
+        """How `domain`'s faces were cropped; an error naming the domain when the file does not say."""
+        if domain not in self.config.domains:
+            raise ValueError(f"unknown domain {domain!r}; {path} knows: {', '.join(self.config.domains)}")
+        spec = self.faces.get(domain)
+        if not spec:
+            raise CheckpointError(
+                f"{path}: does not record how {domain} faces were detected and aligned; retrain it with this version"
+            )
+        return spec
+
+
+def save_model(
+    path: Path,
+    model: TwinGAN,
+    *,
+    vocabulary: tuple[str, ...] | list[str],
+    step: int,
+    faces: Mapping[str, Mapping[str, Any]],
+    train: Mapping[str, Any],
+) -> None:
+    """Atomically; byte-identical for identical weights and metadata."""
+    save_atomic(
+        {
+            "format": MODEL_FORMAT,
+            "network": model.config.to_dict(),
+            "vocabulary": list(vocabulary),
+            "step": int(step),
+            "faces": {d: dict(spec) for d, spec in faces.items()},
+            "encoder": model.encoder.state_dict(),
+            "generator": model.generator.state_dict(),
+            "train": dict(train),
+        },
+        path,
+    )
+
+
+def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[TwinGAN, ModelInfo]:
+    """The model in eval mode on `device`, and its metadata. Errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model file; `dvc repro train` writes models/twingan.pt")
+    payload = load(path, MODEL_FORMAT)
+    try:
+        config = NetworkConfig.from_dict(payload["network"])
+        model = TwinGAN(config)
+        model.encoder.load_state_dict(payload["encoder"])
+        model.generator.load_state_dict(payload["generator"])
+        info = ModelInfo(
+            config=config,
+            vocabulary=tuple(payload["vocabulary"]),
+            step=int(payload["step"]),
+            faces=payload.get("faces", {}),
+            train=payload.get("train", {}),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: does not match this version's networks ({error}); retrain it") from None
+    return model.to(device).eval().requires_grad_(False), info
