@@ -19,11 +19,15 @@ Conventions, shared by every function here:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from preprocessing.faces.detectors import Face
 
 Point = Sequence[float] | np.ndarray
 
@@ -173,6 +177,36 @@ def align_by_box(
     return Alignment(matrix, size, roll, "box")
 
 
+def align_face(face: Face, spec: Mapping[str, Any], size: int | None = None) -> Alignment:
+    """The alignment a domain's `align` params give one detected face, at `size` (default: spec["size"]).
+
+    The one place that reads an `align` spec, so the faces stage and inference crop a face identically:
+    method "eyes" aligns by the eyes (and mouth, when the detector gives one) and falls back to the box
+    when the detector found no eyes; method "box" crops around the box, levelled by the eyes when known.
+    Every framing parameter is a fraction of the crop, so another `size` gives the same framing, scaled.
+    """
+    size = spec["size"] if size is None else size
+    eyes = (face.landmarks.get("eye_left"), face.landmarks.get("eye_right"))
+    if spec["method"] == "eyes" and all(eyes):
+        return align_by_eyes(eyes[0], eyes[1], size, mouth=face.landmarks.get("mouth"),
+                             eye_distance=spec["eye_distance"], eye_height=spec["eye_height"])  # fmt: skip
+    return align_by_box(face.box, size, margin=spec["margin"], shift_up=spec["shift_up"],
+                        eyes=eyes if all(eyes) else None)  # fmt: skip
+
+
+def resize_matrix(matrix: np.ndarray, size: int, resolution: int) -> np.ndarray:
+    """A source -> crop matrix for `size` crops, made to map into the same crop resized to `resolution`.
+
+    Resizing with pixel centres at integers (area averaging, or half-pixel-centre interpolation) maps
+    x to (x + 0.5) * resolution / size - 0.5: a translated face at the model's resolution pastes back
+    through the inverse of this matrix.
+    """
+    scale = resolution / size
+    resize = np.array([[scale, 0.0, (scale - 1) / 2], [0.0, scale, (scale - 1) / 2]])
+    matrix = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    return np.hstack([resize[:, :2] @ matrix[:, :2], (resize[:, :2] @ matrix[:, 2] + resize[:, 2])[:, None]])
+
+
 def invert(matrix: np.ndarray) -> np.ndarray:
     """Crop -> source matrix (2x3) of a source -> crop matrix: to paste a generated face back."""
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64).reshape(2, 3))
@@ -268,7 +302,9 @@ __all__ = [
     "Alignment",
     "align_by_box",
     "align_by_eyes",
+    "align_face",
     "invert",
+    "resize_matrix",
     "roll_degrees",
     "transform_points",
     "warp",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from preprocessing.faces.align import Alignment, align_by_box, align_by_eyes, transform_points, warp
+from preprocessing.faces.align import Alignment, align_face, transform_points, warp
 from preprocessing.faces.detectors import Detector, Face, make_detector, model_dir
 from preprocessing.images import load_rgb
 
@@ -86,16 +86,6 @@ def _eye_error(crop: np.ndarray, face: Face, alignment: Alignment, job: FacesJob
     return float(max(np.hypot(*(e - w)) for e, w in zip(eyes, wanted, strict=True)) / crop.shape[0])
 
 
-def _align(face: Face, job: FacesJob) -> Alignment:
-    spec = job.align
-    eyes = (face.landmarks.get("eye_left"), face.landmarks.get("eye_right"))
-    if spec["method"] == "eyes" and all(eyes):
-        return align_by_eyes(eyes[0], eyes[1], spec["size"], mouth=face.landmarks.get("mouth"),
-                             eye_distance=spec["eye_distance"], eye_height=spec["eye_height"])  # fmt: skip
-    return align_by_box(face.box, spec["size"], margin=spec["margin"], shift_up=spec["shift_up"],
-                        eyes=eyes if all(eyes) else None)  # fmt: skip
-
-
 def encode(crop: np.ndarray, crop_format: str, quality: int) -> bytes:
     """Deterministic bytes: no timestamps or other metadata, fixed options."""
     buffer = io.BytesIO()
@@ -143,7 +133,7 @@ def process_image(ref: ImageRef, job: FacesJob) -> ImageResult:
         if face.score < select["min_score"]:
             _reject(result, job, "low_score", f"score {face.score:.3f} < min_score {select['min_score']}", index)
             continue
-        alignment = _align(face, job)
+        alignment = align_face(face, job.align)
         if abs(alignment.roll_degrees) > select["max_roll_degrees"]:
             _reject(result, job, "roll", f"roll {alignment.roll_degrees:.1f} > {select['max_roll_degrees']}", index)
             continue

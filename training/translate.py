@@ -1,0 +1,526 @@
+"""Translating raw photos with the trained Twin-GAN: detect every face, align it, translate, paste back.
+
+A face must reach the model framed exactly as its training crops were, or the shared encoder sees
+something it never learnt. The model file records, per domain, the detector, its options and the `align`
+spec the faces stage used (training/model_file.py), so inference builds the same detector and the same
+alignment (`preprocessing.faces.align.align_face`) without the params file. Crops are warped at the
+spec's size, as the faces stage stored them, then brought to the model's resolution by the training
+loader's own resize (`training.data.to_images`: area averaging for integer factors), so the pixels
+match what training read.
+
+Faces of many photos share one batch (a group photo and the next portraits fill it), which is what
+keeps a GPU busy. On a 2-core CPU at 128 px it gains nothing while the machine is idle (the layers are
+memory-bound: the model takes about 61 ms a face at batch 1 and 89 ms at batch 16) and 1.5x end to end
+when other processes compete for the cores (benchmarks/translate.py). The networks use instance
+normalisation, so a face's translation does not depend on its batch mates (to float32 rounding). A photo that
+cannot be read, or in which the detector finds no face, is reported in its result and skipped: one bad
+file never stops a run.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.conditioning import condition_vector
+from training.data import to_images
+from training.model_file import ModelInfo, load_model
+from training.networks import TwinGAN
+from training.paste import DEFAULT_FEATHER, paste_faces
+from training.samples import to_uint8
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+ILLUST2VEC_FEATURE_MODEL = "illust2vec_ver200.caffemodel"
+ILLUST2VEC_TAG_LIST = "tag_list.json"
+STAGES = ("load", "detect", "align", "translate", "paste")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """ "auto" is CUDA when there is a GPU, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def collect_photos(arguments: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for image files, globs expanded; in argument order,
+    sorted within a folder or glob, each path once. An argument that names nothing is kept as it is, so
+    the run reports it as unreadable rather than dropping it silently."""
+    found: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        elif glob.has_magic(str(argument)):
+            matches = sorted(Path(p) for p in glob.glob(str(argument), recursive=True))
+            found += [p for p in matches if p.is_file()]
+            if not matches:
+                log.warning("%s: no file matches this pattern", argument)
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """One detected face, cropped for the model."""
+
+    index: int  # k: its place in the detector's order (largest first)
+    box: tuple[float, float, float, float]  # in photo pixels
+    score: float
+    crop: np.ndarray  # (size, size, 3) uint8 at the spec's align size, as the faces stage cuts it
+    matrix: np.ndarray  # 2x3, photo pixels -> pixels of the crop at the model's resolution
+
+
+@dataclass(frozen=True)
+class TranslatedFace:
+    index: int
+    box: tuple[float, float, float, float]
+    score: float
+    matrix: np.ndarray  # photo -> portrait pixels (invert it to paste)
+    portrait: np.ndarray  # (resolution, resolution, 3) uint8 RGB
+
+
+@dataclass
+class PhotoResult:
+    """What became of one photo: its translated faces, the pasted photo if asked, or why it was skipped."""
+
+    source: Path
+    faces: list[TranslatedFace] = field(default_factory=list)
+    pasted: np.ndarray | None = None
+    skipped: str | None = None  # "no face: ..." or "unreadable: ..."
+    size: tuple[int, int] | None = None  # (width, height)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage over a run (for the benchmark and the summary)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - started
+        return now
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The condition read off a reference picture of the target domain."""
+
+    tags: tuple[str, ...]
+    features: np.ndarray | None  # illust2vec features, when the model takes them
+    detail: str  # what was found, for the log
+
+
+@dataclass
+class _Pending:
+    """A photo whose faces are waiting for the model."""
+
+    result: PhotoResult
+    photo: np.ndarray | None
+    faces: list[AlignedFace]
+    portraits: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+class Translator:
+    """A trained Twin-GAN set up for one direction (source -> target), with the source's detector."""
+
+    def __init__(
+        self,
+        model: TwinGAN,
+        info: ModelInfo,
+        *,
+        source: str = "human",
+        target: str = "anime",
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+        path: Path | str = "the model file",
+        feather: float = DEFAULT_FEATHER,
+    ) -> None:
+        for name, domain in (("source", source), ("target", target)):
+            if domain not in info.config.domains:
+                raise ValueError(f"{name} domain {domain!r}: {path} knows only {', '.join(info.config.domains)}")
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.info, self.source, self.target, self.path = info, source, target, Path(path)
+        self.batch_size, self.feather = batch_size, feather
+        self.spec = info.faces_of(source, self.path)  # fails now, not after the first photo
+        self.times = StageTimes()
+        self._detector: Any = None
+
+    @classmethod
+    def from_file(
+        cls,
+        path: Path | str,
+        source: str = "human",
+        target: str = "anime",
+        device: str | torch.device = "auto",
+        batch_size: int = 16,
+        feather: float = DEFAULT_FEATHER,
+    ) -> Translator:
+        model, info = load_model(path, "cpu")
+        return cls(model, info, source=source, target=target, device=device, batch_size=batch_size, path=path,
+                   feather=feather)  # fmt: skip
+
+    @property
+    def resolution(self) -> int:
+        return self.info.config.resolution
+
+    @property
+    def detector(self) -> Any:
+        """The source domain's detector, built on first use (loading dlib's models takes a moment)."""
+        if self._detector is None:
+            from preprocessing.faces.detectors import make_detector
+
+            self._detector = make_detector(self.spec["detector"], self.spec.get("detector_options") or {})
+        return self._detector
+
+    # ------------------------------------------------------------------------------ faces of one photo
+
+    def align(self, rgb: np.ndarray, faces: Sequence[Any]) -> list[AlignedFace]:
+        """Crop each detected face as the faces stage would, with its matrix at the model's resolution."""
+        from preprocessing.faces.align import align_face, resize_matrix, warp
+
+        aligned = []
+        for index, face in enumerate(faces):
+            alignment = align_face(face, self.spec["align"])
+            matrix = resize_matrix(alignment.matrix, alignment.size, self.resolution)
+            aligned.append(AlignedFace(index, tuple(face.box), float(face.score), warp(rgb, alignment), matrix))
+        return aligned
+
+    def faces_in(self, rgb: np.ndarray) -> list[AlignedFace]:
+        """Every face the source domain's detector finds in an HxWx3 uint8 photo, aligned."""
+        started = time.perf_counter()
+        faces = self.detector.detect(rgb)
+        started = self.times.add("detect", started)
+        aligned = self.align(rgb, faces)
+        self.times.add("align", started)
+        return aligned
+
+    # ------------------------------------------------------------------------------------- the model
+
+    def condition(self, tags: Iterable[str] = (), features: np.ndarray | None = None) -> torch.Tensor | None:
+        """One condition row (1, condition_dim) for the target domain; unknown tags raise UnknownTagError."""
+        config, vocabulary = self.info.config, self.info.vocabulary
+        return condition_vector(config, vocabulary, 1, tags=tags, features=features, device=self.device)
+
+    @torch.inference_mode()
+    def translate_tensor(self, images: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, R, R) in [-1, 1] -> (N, 3, R, R) translations (unclamped), in batches of batch_size."""
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size].to(self.device)
+            tags = None if condition is None else condition.expand(len(batch), -1)
+            outputs.append(self.model.translate(batch, self.source, self.target, tags).float().cpu())
+        if not outputs:
+            return torch.empty(0, 3, self.resolution, self.resolution)
+        return torch.cat(outputs)
+
+    def translate_crops(self, crops: np.ndarray, condition: torch.Tensor | None = None) -> np.ndarray:
+        """(N, S, S, 3) uint8 aligned crops -> (N, R, R, 3) uint8 portraits of the target domain."""
+        if len(crops) == 0:
+            return np.empty((0, self.resolution, self.resolution, 3), np.uint8)
+        images = to_images(np.ascontiguousarray(crops), self.resolution).contiguous()
+        return to_uint8(self.translate_tensor(images, condition))
+
+    # ------------------------------------------------------------------------------------ whole photos
+
+    def translate_photos(
+        self,
+        photos: Iterable[Path | str],
+        *,
+        tags: Iterable[str] = (),
+        features: np.ndarray | None = None,
+        paste: bool = False,
+    ) -> Iterator[PhotoResult]:
+        """One result per photo, in order. Faces of consecutive photos fill each batch; a photo's result
+        comes out once all its faces are translated (with `paste`, also the photo with them pasted in)."""
+        condition = self.condition(tags, features)
+        waiting: list[_Pending] = []
+        queue: list[tuple[_Pending, AlignedFace]] = []
+        for path in photos:
+            pending = self._prepare(Path(path), keep_photo=paste)
+            waiting.append(pending)
+            queue += [(pending, face) for face in pending.faces]
+            while len(queue) >= self.batch_size:
+                self._run(queue[: self.batch_size], condition)
+                del queue[: self.batch_size]
+            yield from self._finished(waiting, paste)
+        if queue:
+            self._run(queue, condition)
+        yield from self._finished(waiting, paste)
+
+    def _prepare(self, path: Path, keep_photo: bool) -> _Pending:
+        from preprocessing.images import load_rgb
+
+        result = PhotoResult(path)
+        started = time.perf_counter()
+        try:
+            rgb = np.asarray(load_rgb(path))
+        except Exception as error:  # any undecodable or missing file: reported, never fatal
+            self.times.add("load", started)
+            result.skipped = f"unreadable: {type(error).__name__}: {error}"
+            log.warning("%s: skipped, %s", path, result.skipped)
+            return _Pending(result, None, [])
+        self.times.add("load", started)
+        result.size = (rgb.shape[1], rgb.shape[0])
+        faces = self.faces_in(rgb)
+        if not faces:
+            result.skipped = f"no face: {self.detector.name} found none in {rgb.shape[1]}x{rgb.shape[0]}"
+            log.warning("%s: skipped, %s", path, result.skipped)
+        return _Pending(result, rgb if keep_photo else None, faces)
+
+    def _run(self, batch: Sequence[tuple[_Pending, AlignedFace]], condition: torch.Tensor | None) -> None:
+        started = time.perf_counter()
+        portraits = self.translate_crops(np.stack([face.crop for _, face in batch]), condition)
+        for (pending, face), portrait in zip(batch, portraits, strict=True):
+            pending.portraits[face.index] = portrait
+        self.times.add("translate", started)
+
+    def _finished(self, waiting: list[_Pending], paste: bool) -> Iterator[PhotoResult]:
+        """Results of the leading photos whose faces are all translated, in input order."""
+        while waiting and len(waiting[0].portraits) == len(waiting[0].faces):
+            pending = waiting.pop(0)
+            result = pending.result
+            result.faces = [
+                TranslatedFace(face.index, face.box, face.score, face.matrix, pending.portraits[face.index])
+                for face in pending.faces
+            ]
+            if paste and result.faces and pending.photo is not None:
+                started = time.perf_counter()
+                pairs = [(face.portrait, face.matrix) for face in result.faces]
+                result.pasted = paste_faces(pending.photo, pairs, feather=self.feather)
+                self.times.add("paste", started)
+            yield result
+
+    # ---------------------------------------------------------------------------------------- reference
+
+    def reference(
+        self,
+        image: Path | str | np.ndarray,
+        *,
+        illust2vec: Path | str | None = None,
+        palette: Any = None,
+    ) -> Reference:
+        """Tags (AnimeFace's hair and eye colours, named with the shared vocabulary) and, for a model that
+        takes features, illust2vec features of a reference picture of the target domain (a character).
+
+        The reference is cropped with the target domain's detector and alignment when the model file
+        records them (the largest face), else used whole. `palette` is a preprocessing.tags.vocabulary
+        Vocabulary (params `tags`), default the shipped colours; only names the model knows are used.
+        """
+        from preprocessing.images import load_rgb
+
+        rgb = np.asarray(load_rgb(Path(image))) if not isinstance(image, np.ndarray) else image
+        crop, face, where = rgb, None, f"the whole {rgb.shape[1]}x{rgb.shape[0]} image"
+        spec = self.info.faces.get(self.target)
+        if spec:
+            from preprocessing.faces.align import align_face, warp
+            from preprocessing.faces.detectors import make_detector
+
+            found = make_detector(spec["detector"], spec.get("detector_options") or {}).detect(rgb)
+            if found:
+                face = found[0]
+                crop = warp(rgb, align_face(face, spec["align"]))
+                box = ", ".join(f"{v:.0f}" for v in face.box)
+                where = f"the {self.target} face at ({box}) of {len(found)} found"
+            else:
+                where += f" ({spec['detector']} found no {self.target} face)"
+        tags = self._reference_tags(face, palette)
+        features = None
+        if self.info.config.feature_dim > 0:
+            features = illust2vec_features(crop, illust2vec)
+        detail = f"{where}: tags {', '.join(tags) or '(none)'}" + (
+            ", illust2vec features" if features is not None else ""
+        )
+        return Reference(tuple(tags), features, detail)
+
+    def _reference_tags(self, face: Any, palette: Any) -> list[str]:
+        """Hair and eye colour tags from the detector's measured colours (AnimeFace faces only)."""
+        if face is None or "hair_color" not in face.attributes:
+            return []
+        from preprocessing.tags.taggers import AnimeFaceColorsTagger, FaceToTag
+
+        vocabulary = model_palette(self.info.vocabulary, palette)
+        if vocabulary is None:
+            return []
+        row = AnimeFaceColorsTagger(vocabulary).tag([FaceToTag("reference", b"", face.attributes, face.landmarks)])[0]
+        return [tag for tag in row["tags"] if tag in self.info.vocabulary]
+
+
+def model_palette(model_tags: Sequence[str], palette: Any = None) -> Any:
+    """The colour vocabulary (preprocessing.tags.vocabulary.Vocabulary; default the shipped params' `tags`)
+    cut down to the colours the model was conditioned on, so a measured colour is named with a tag the
+    model knows; None when the model knows no hair colour or no eye colour."""
+    from preprocessing.tags.vocabulary import Vocabulary, eye_tag, hair_tag
+
+    if palette is None:
+        from twingan.params import TagsParams
+
+        palette = Vocabulary.from_params(TagsParams())
+    known = set(model_tags)
+    hair = _restrict(palette.hair, {name for name in palette.hair.names if hair_tag(name) in known})
+    eyes = _restrict(palette.eyes, {name for name in palette.eyes.names if eye_tag(name) in known})
+    if hair is None or eyes is None:
+        return None
+    return Vocabulary(hair=hair, eyes=eyes, other=palette.other)
+
+
+def _restrict(full: Any, names: set[str]) -> Any:
+    from preprocessing.tags.vocabulary import Palette
+
+    rows = [i for i, name in enumerate(full.reference_names) if name in names]
+    if not rows:
+        return None
+    kept = tuple(name for name in full.names if name in names)
+    return Palette(kept, tuple(full.reference_names[i] for i in rows), full.reference_lab[rows])
+
+
+def illust2vec_features(crop: np.ndarray, folder: Path | str | None) -> np.ndarray:
+    """illust2vec's 4096-d feature of one picture, from the released files in `folder`
+    (models/illust2vec by default); a missing file is named with the command that fetches it."""
+    from preprocessing.tags.illust2vec import FETCH_HINT, Illust2Vec, Illust2VecWeightsMissing
+
+    folder = Path(folder) if folder is not None else Path("models/illust2vec")
+    for name in (ILLUST2VEC_FEATURE_MODEL, ILLUST2VEC_TAG_LIST):
+        if not (folder / name).is_file():
+            raise Illust2VecWeightsMissing(
+                f"{folder / name}: missing; this model is conditioned on illust2vec features of the reference. "
+                f"Run `{FETCH_HINT}` (or pass --illust2vec DIR with {ILLUST2VEC_FEATURE_MODEL} and "
+                f"{ILLUST2VEC_TAG_LIST})"
+            )
+    model = Illust2Vec.from_files(tag_model=None, feature_model=folder / ILLUST2VEC_FEATURE_MODEL,
+                                  tag_list=folder / ILLUST2VEC_TAG_LIST)  # fmt: skip
+    with torch.inference_mode():
+        return model.features(model.preprocess([crop]))[0].cpu().numpy().astype(np.float32)
+
+
+def resize_portrait(portrait: np.ndarray, size: int | None) -> np.ndarray:
+    """A portrait at `size` px (bicubic up, area down); unchanged when size is None or equal."""
+    import cv2
+
+    if size is None or size == portrait.shape[0]:
+        return portrait
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    interpolation = cv2.INTER_CUBIC if size > portrait.shape[0] else cv2.INTER_AREA
+    return cv2.resize(portrait, (size, size), interpolation=interpolation)
+
+
+# ------------------------------------------------------------------------------------ writing results
+
+
+@dataclass
+class TranslateSummary:
+    """What a run over many photos did."""
+
+    photos: int = 0
+    faces: int = 0
+    written: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (photo, reason)
+
+    def line(self, out: Path) -> str:
+        """One line a person reads at the end of a run."""
+        reasons: dict[str, int] = {}
+        for _, reason in self.skipped:
+            kind = reason.split(":", 1)[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+        skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(reasons.items()))
+        return (f"{self.photos} photo(s), {self.faces} face(s) translated, {len(self.written)} file(s) written to "
+                f"{out}; skipped {len(self.skipped)}" + (f" ({skipped})" if skipped else ""))  # fmt: skip
+
+
+def output_stems(photos: Sequence[Path]) -> dict[Path, str]:
+    """<photo-stem> per photo, made unique (x, x-2, x-3 ...) when photos in different folders share a stem."""
+    taken: set[str] = set()
+    stems: dict[Path, str] = {}
+    for photo in photos:
+        stem, n = photo.stem, 1
+        while stem in taken:
+            n += 1
+            stem = f"{photo.stem}-{n}"
+        taken.add(stem)
+        stems[photo] = stem
+    return stems
+
+
+def save_png(rgb: np.ndarray, path: Path) -> None:
+    """Atomically; no timestamps or other metadata, so equal pixels give equal bytes."""
+    from PIL import Image
+
+    from twingan.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
+
+
+def translate_to_folder(
+    translator: Translator,
+    photos: Sequence[Path],
+    out: Path,
+    *,
+    tags: Iterable[str] = (),
+    features: np.ndarray | None = None,
+    paste: bool = False,
+    size: int | None = None,
+    progress: bool = True,
+) -> TranslateSummary:
+    """Translate `photos` into `out`: <stem>-face<k>.png per face (k in the detector's order, largest
+    first) and, with `paste`, <stem>-pasted.png; every file written atomically."""
+    from tqdm import tqdm
+
+    stems, summary = output_stems(photos), TranslateSummary()
+    results = translator.translate_photos(photos, tags=tags, features=features, paste=paste)
+    with tqdm(total=len(photos), desc="translate", unit="photo", disable=None if progress else True) as bar:
+        for result in results:
+            summary.photos += 1
+            bar.update(1)
+            if result.skipped:
+                summary.skipped.append((result.source, result.skipped))
+                continue
+            stem = stems[result.source]
+            for face in result.faces:
+                path = out / f"{stem}-face{face.index}.png"
+                save_png(resize_portrait(face.portrait, size), path)
+                summary.written.append(path)
+                summary.faces += 1
+            if result.pasted is not None:
+                path = out / f"{stem}-pasted.png"
+                save_png(result.pasted, path)
+                summary.written.append(path)
+            log.info("%s: %d face(s) -> %s", result.source, len(result.faces), out / f"{stem}-*.png")
+    return summary
+
+
+__all__ = [
+    "AlignedFace",
+    "PhotoResult",
+    "Reference",
+    "StageTimes",
+    "TranslateSummary",
+    "TranslatedFace",
+    "Translator",
+    "collect_photos",
+    "illust2vec_features",
+    "model_palette",
+    "output_stems",
+    "resize_portrait",
+    "resolve_device",
+    "save_png",
+    "translate_to_folder",
+]
