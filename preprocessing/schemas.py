@@ -205,3 +205,20 @@ DATASET_REJECTS = declare(
         pa.field("threshold", pa.float32(), nullable=False),
     ],
 )
+
+INDEX_IDS = declare(
+    "index_ids",
+    1,
+    [
+        # Row `position` of data/index/<domain>.faiss is this face's embedding (the model's encoder latent,
+        # encoded in its own domain, L2-normalised). The file's metadata records the model's encoder digest
+        # and step, so a search with another model is refused.
+        pa.field("position", pa.int64(), nullable=False),
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        # Where the crop's pixels are: data/datasets/<domain>/<shard>, row `shard_row` (to show it).
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("shard_row", pa.int32(), nullable=False),
+    ],
+)

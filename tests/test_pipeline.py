@@ -42,6 +42,13 @@ def copy_repo(target: Path) -> Path:
     return target
 
 
+def twingan(root: Path, *args: str) -> str:
+    done = subprocess.run([str(BIN / "twingan"), *args], cwd=root, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"twingan {' '.join(args)} failed:\n{output[-4000:]}"
+    return output
+
+
 def dvc(root: Path, *args: str) -> str:
     env = dict(
         os.environ,
@@ -60,11 +67,15 @@ def ran(output: str) -> list[str]:
 
 def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path: Path) -> None:
     root = copy_repo(tmp_path / "repo")
+    # evaluate has no cached output: with the committed metrics file and a bit-identical model it would be up
+    # to date even in a fresh clone. Without the file it has to run.
+    (root / "metrics/evaluate.json").unlink(missing_ok=True)
     first = dvc(root, "repro")
     assert sorted(ran(first)) == [
-        "dataset@anime", "dataset@cat", "dataset@human", "demo_data", "faces@anime", "faces@cat", "faces@human",
-        "ingest@anime", "ingest@cat", "ingest@human", "tags@anime", "tags@cat", "tags@human", "train",
-    ]  # fmt: skip
+        "dataset@anime", "dataset@cat", "dataset@human", "demo_data", "evaluate", "faces@anime", "faces@cat",
+        "faces@human", "index", "ingest@anime", "ingest@cat", "ingest@human", "tags@anime", "tags@cat", "tags@human",
+        "train",
+    ], first  # fmt: skip
     for domain, at_least in (("human", 100), ("anime", 20), ("cat", 10)):
         manifest = read_table(root / "data/raw" / domain / "manifest.parquet", RAW_MANIFEST)
         assert manifest.num_rows >= at_least
@@ -85,6 +96,22 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
         and (root / "models/twingan.pt").is_file()
         and (root / "plots/train/samples.png").is_file()
     )
+    indexed = json.loads((root / "metrics/index.json").read_text())
+    assert (root / "data/index/ids.parquet").is_file() and (root / "data/index/anime.faiss").is_file(), indexed
+    evaluated = json.loads((root / "metrics/evaluate.json").read_text())
+    assert evaluated["model_step"] == 40 and (root / "plots/evaluate/samples.png").is_file()
+    assert evaluated["anime_to_human"]["fid"] is None and "inception" in evaluated["anime_to_human"]["fid_status"]
+
+    # The trained model on raw pictures, cropped as its training crops were (the model file says how).
+    out = root / "translated"
+    twingan(root, "translate", "data/demo/anime", "--from", "anime", "--to", "human", "--tags", "green hair",
+            "--paste", "-o", str(out))  # fmt: skip
+    assert len(list(out.glob("*-face0.png"))) == 24 and len(list(out.glob("*-pasted.png"))) == 24
+    photo = sorted((root / "data/demo/anime").glob("*.png"))[0]
+    shown = twingan(root, "neighbors", str(photo), "--from", "anime", "--domains", "anime,human", "--k", "1",
+                    "-o", str(root / "neighbors.png"))  # fmt: skip
+    assert "anime" in shown and (root / "neighbors.png").is_file()
+
     human = json.loads((root / "metrics/ingest/human.json").read_text())
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
@@ -107,7 +134,8 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = dvc(root, "repro")
-    # train depends on data/datasets as a whole, so it runs too, and resumes its finished checkpoint: no step.
-    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog", "dataset@dog", "train"], third
+    # train and index depend on data/datasets as a whole, so they run too; train resumes its finished
+    # checkpoint (no step) and writes the same model file, so evaluate does not run.
+    assert ran(third) == ["ingest@dog", "faces@dog", "tags@dog", "dataset@dog", "train", "index"], third
     assert read_table(root / "data/raw/dog/manifest.parquet", RAW_MANIFEST).num_rows == 3
     assert ran(dvc(root, "repro")) == []

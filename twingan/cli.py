@@ -222,5 +222,195 @@ def rebuild(
         _fail(f"rebuild failed at stage {summary['failed']}: {summary.get('error', '')}")
 
 
+@app.command()
+def index(params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage index: every dataset crop embedded by models/twingan.pt, in FAISS indexes (flows/index.py)."""
+    try:
+        loaded = load_params(params)
+        from flows.index import run_index
+        from training.checkpoint import CheckpointError
+        from training.data import CorruptShardError
+
+        try:
+            run_index(loaded)
+        except (CheckpointError, CorruptShardError) as error:
+            _fail(str(error))
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def neighbors(
+    photo: Annotated[Path, typer.Argument(help="A photo (faces are detected and aligned) or, with --aligned, a crop.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per domain.")] = 8,
+    domains: Annotated[str, typer.Option("--domains", help="Comma-separated domains to search.")] = "anime,human",
+    source: Annotated[str, typer.Option("--from", help="The domain of the photo's faces.")] = "human",
+    aligned: Annotated[bool, typer.Option("--aligned", help="PHOTO is already a face crop: no detection.")] = False,
+    model: Annotated[Path, typer.Option("--model", help="The model file.")] = Path("models/twingan.pt"),
+    index_dir: Annotated[Path, typer.Option("--index", help="The index folder (twingan index).")] = Path("data/index"),
+    datasets: Annotated[
+        Path | None, typer.Option("--datasets", help="The dataset folders (default: as the index records).")
+    ] = None,
+    nprobe: Annotated[int | None, typer.Option("--nprobe", help="IVF lists to scan (default: as built).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The grid PNG to write.")] = Path("neighbors.png"),
+) -> None:
+    """The nearest dataset crops of each domain to a face, in the shared embedding (training/neighbors.py)."""
+    from training.checkpoint import CheckpointError
+    from training.data import CorruptShardError
+    from training.neighbors import NeighborsError, find_neighbors, format_table
+    from training.vector_index import IndexFileError
+
+    wanted = [domain.strip() for domain in domains.split(",") if domain.strip()]
+    try:
+        result = find_neighbors(photo, model_path=model, index_path=index_dir, domains=wanted, source=source, k=k,
+                                aligned=aligned, datasets=datasets, device=device, nprobe=nprobe, out=out)  # fmt: skip
+    except (NeighborsError, IndexFileError, CheckpointError, CorruptShardError, *_user_errors()) as error:
+        _fail(str(error))
+    typer.echo(format_table(result.faces, result.hits))
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def translate(
+    photos: Annotated[list[str], typer.Argument(help="Photos: files, folders (searched recursively) or globs.")],
+    target: Annotated[str, typer.Option("--to", help="The domain to translate faces into, e.g. anime.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <stem>-face<k>.png (and -pasted.png).")],
+    source: Annotated[str, typer.Option("--from", help="The domain of the photos' faces.")] = "human",
+    model: Annotated[Path, typer.Option("--model", help="The model file.")] = Path("models/twingan.pt"),
+    tags: Annotated[str | None, typer.Option("--tags", help='Condition, e.g. "green hair, blue eyes".')] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", help="A picture of the target domain to take tags (and features) from."),
+    ] = None,
+    illust2vec: Annotated[
+        Path, typer.Option("--illust2vec", help="Folder of the illust2vec files (models needing features).")
+    ] = Path("models/illust2vec"),
+    paste: Annotated[bool, typer.Option("--paste", help="Also write each photo with its faces pasted back.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per forward pass.")] = 16,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    size: Annotated[
+        int | None, typer.Option("--size", min=8, help="Write portraits at N px (default: the model's).")
+    ] = None,
+    params: Annotated[Path, typer.Option("--params", help="Its `tags` colours name a reference's colours.")] = Path(
+        "params.yaml"
+    ),
+) -> None:
+    """Translate every face of raw photos with the trained model, optionally pasted back (training/translate.py)."""
+    from training.checkpoint import CheckpointError
+    from training.conditioning import UnknownTagError, parse_tags
+    from training.translate import Translator, collect_photos, translate_to_folder
+
+    log = logging.getLogger("twingan.translate")
+    try:
+        translator = Translator.from_file(model, source=source, target=target, device=device, batch_size=batch_size)
+        wanted, features = parse_tags(tags), None
+        if reference is not None:
+            from preprocessing.tags.vocabulary import Vocabulary
+            from twingan.params import TagsParams
+
+            colours = load_params(params).params.tags if params.is_file() else TagsParams()
+            found = translator.reference(reference, illust2vec=illust2vec, palette=Vocabulary.from_params(colours))
+            log.info("reference %s: %s", reference, found.detail)
+            wanted, features = list(dict.fromkeys([*found.tags, *wanted])), found.features
+        translator.condition(wanted, features)  # unknown tags fail before any photo is read
+        files = collect_photos(photos)
+        if not files:
+            _fail(f"no photos found in: {', '.join(photos)}")
+        log.info("%d photo(s), %s -> %s, tags: %s, on %s", len(files), source, target, ", ".join(wanted) or "none",
+                 translator.device)  # fmt: skip
+        summary = translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size)
+    except (CheckpointError, UnknownTagError, ValueError, RuntimeError, *_user_errors()) as error:
+        _fail(str(error))
+    typer.echo(summary.line(out))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file to write (.onnx or .pt).")],
+    export_format: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    model: Annotated[Path, typer.Option("--model", help="The model file.")] = Path("models/twingan.pt"),
+    source: Annotated[str, typer.Option("--from", help="The input domain.")] = "human",
+    target: Annotated[str, typer.Option("--to", help="The output domain.")] = "anime",
+    tags: Annotated[
+        str | None, typer.Option("--tags", help="Bake this condition in (default: the condition is an input).")
+    ] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max |exported - eager| allowed.")] = 1e-4,
+) -> None:
+    """Export one translation direction as ONNX or TorchScript, checked against eager (training/export.py)."""
+    from training.checkpoint import CheckpointError
+    from training.conditioning import UnknownTagError, parse_tags
+    from training.export import ExportMismatch, export_translation
+
+    try:
+        report = export_translation(model, out, format=export_format, source=source, target=target,
+                                    tags=parse_tags(tags), tolerance=tolerance)  # fmt: skip
+    except (CheckpointError, UnknownTagError, ExportMismatch, ValueError, *_user_errors()) as error:
+        _fail(str(error))
+    typer.echo(
+        f"wrote {report.path} ({report.format}, {source} -> {target}, inputs: {', '.join(report.inputs)}); "
+        f"max |exported - eager| = {report.max_abs_diff:.2e} on a random batch of {report.check_batch} "
+        f"(tolerance {report.tolerance:g})"
+    )
+
+
+@app.command()
+def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Stage evaluate: FID/KID, AnimeFace, pose, hair-colour and reconstruction metrics of models/twingan.pt
+    into metrics/evaluate.json and plots/evaluate/samples.png (training/evaluation/stage.py)."""
+    try:
+        loaded = load_params(params)
+        from training.checkpoint import CheckpointError
+        from training.evaluation.inception import FeatureExtractorError
+        from training.evaluation.stage import evaluate as run_evaluate
+
+        try:
+            run_evaluate(loaded)
+        except (CheckpointError, FeatureExtractorError) as error:
+            _fail(str(error))
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def demo(
+    model: Annotated[Path, typer.Option("--model", help="The model file.")] = Path("models/twingan.pt"),
+    source: Annotated[str, typer.Option("--from", help="The domain of the photos' faces (the page can switch).")] = (
+        "human"
+    ),
+    target: Annotated[str | None, typer.Option("--to", help="The domain to translate into (default: anime).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on; 0.0.0.0 opens it to the network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 7860,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    illust2vec: Annotated[
+        Path, typer.Option("--illust2vec", help="Folder of the illust2vec files (models needing features).")
+    ] = Path("models/illust2vec"),
+    params: Annotated[Path, typer.Option("--params", help="Its `tags` colours name a reference's colours.")] = Path(
+        "params.yaml"
+    ),
+) -> None:
+    """A local web page: upload a photo, pick tags or a reference, see its faces translated (training/web_demo.py)."""
+    from training.checkpoint import CheckpointError
+    from training.web_demo import build_app, launch
+
+    log = logging.getLogger("twingan.demo")
+    try:
+        from preprocessing.tags.vocabulary import Vocabulary
+        from twingan.params import TagsParams
+
+        colours = load_params(params).params.tags if params.is_file() else TagsParams()
+        app = build_app(model, source=source, target=target, device=device, illust2vec=illust2vec,
+                        palette=Vocabulary.from_params(colours))  # fmt: skip
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("serving on %s: anyone who can reach this address can use the page", host)
+        launch(app, host=host, port=port, share=False)
+    except OSError as error:  # the port is taken, the address is not this machine's; also FileNotFoundError
+        _fail(str(error))
+    except (CheckpointError, ValueError, *_user_errors()) as error:
+        _fail(str(error))
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m twingan`
     sys.exit(app())

@@ -413,6 +413,62 @@ class RebuildParams(_Section):
     remote: str | None = None
 
 
+class IndexParams(_Section):
+    """The index stage (flows/index.py): FAISS indexes of every dataset crop's embedding, per domain.
+
+    `exact` (IndexFlatIP) scans every vector: exact, no training, fine to some 100k crops. `ivf`
+    (IndexIVFFlat) clusters the vectors into `nlist` lists with k-means (trained on at most
+    `train_per_list` vectors per list) and scans the `nprobe` nearest lists per query. `auto` builds
+    `ivf` for a domain with at least `ivf_from_rows` crops, `exact` below.
+    """
+
+    kind: Literal["auto", "exact", "ivf"] = "auto"
+    ivf_from_rows: Annotated[int, Field(ge=1)] = 500_000
+    nlist: Annotated[int, Field(ge=0)] = 0  # 0: 4 x sqrt(rows); at most rows / 39 (k-means needs points)
+    nprobe: Annotated[int, Field(ge=1)] = 64
+    train_per_list: Annotated[int, Field(ge=39, le=1024)] = 256
+    splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val", "test")
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    recall_k: Annotated[int, Field(ge=1)] = 8  # metrics: recall@k of IVF against exact search,
+    recall_queries: Annotated[int, Field(ge=1)] = 1000  # on this many indexed crops as queries
+    agreement_samples: Annotated[int, Field(ge=0)] = 64  # metrics: crops per domain pair; 0: off
+    seed: int = 0
+
+    @field_validator("splits")
+    @classmethod
+    def _some_splits(cls, splits: tuple[str, ...]) -> tuple[str, ...]:
+        if not splits or len(set(splits)) != len(splits):
+            raise ValueError("name each split to index once, at least one of train, val, test")
+        return splits
+
+
+class EvaluateParams(_Section):
+    """The evaluate stage (training/evaluation/stage.py): metrics of models/twingan.pt on one dataset split.
+
+    FID and KID need an Inception file (`inception`, a path; see training/evaluation/inception.py); without
+    it they are reported as not computed. The other metrics need only the installed detectors.
+    """
+
+    source: str = "human"  # translated into `target`: FID/KID both ways, AnimeFace, pose, hair metrics one way
+    target: str = "anime"
+    split: Literal["train", "val", "test"] = "val"  # no fallback: a split without faces is reported as such
+    max_images: Annotated[int, Field(ge=1)] = 1000  # per domain, the split's first faces (face-id order)
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    seed: int = 0  # KID's subsets
+    inception: Path | None = None  # TorchScript Inception-v3 (StyleGAN2-ADA's inception-2015-12-05.pt)
+    kid_subset_size: Annotated[int, Field(ge=2)] = 1000
+    kid_subsets: Annotated[int, Field(ge=1)] = 100
+    upscale: Annotated[int, Field(ge=32, le=2048)] = 128  # side images are resized to before face detection
+    workers: Annotated[int, Field(ge=1, le=64)] = 2  # processes for AnimeFace and dlib
+    hair_colors: tuple[str, ...] = ()  # hair colours to ask for; empty: every hair tag of the model
+    hair_images: Annotated[int, Field(ge=1)] = 16  # source faces translated per colour
+    source_min_yaw: Annotated[float, Field(ge=0)] = 0.15  # |yaw proxy| above which a face counts as turned
+    target_min_yaw: Annotated[float, Field(ge=0)] = 0.04
+    samples: Annotated[int, Field(ge=1, le=64)] = 8  # faces per domain on plots/evaluate/samples.png
+
+
 class Params(_Section):
     domains: dict[str, DomainParams]
     demo_data: DemoDataParams = DemoDataParams()
@@ -423,6 +479,8 @@ class Params(_Section):
     dataset: DatasetParams = DatasetParams()
     train: TrainParams = TrainParams()
     rebuild: RebuildParams = RebuildParams()
+    index: IndexParams = IndexParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
     @field_validator("scrape")
     @classmethod
