@@ -35,6 +35,20 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+@pytest.fixture(autouse=True)
+def _without_twisteds_empty_declaration_on_abc() -> None:
+    """The scraper's tests import Twisted's reactor into this worker, which leaves an empty zope.interface
+    `__provides__` (ClassProvides, declaring nothing) on `abc.ABC`. Gradio's components look up every class
+    attribute on the instance, and that descriptor raises AttributeError there, so building a page fails.
+    `twingan demo` never imports Twisted; here the empty declaration is dropped, which declares nothing less.
+    """
+    import abc
+
+    provides = abc.ABC.__dict__.get("__provides__")
+    if provides is not None and not list(provides):
+        del abc.ABC.__provides__
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Domains human (dlib_hog) and anime (animeface), 16 px, random weights."""
