@@ -28,7 +28,8 @@ import torch
 
 from preprocessing.schemas import DATASET_MANIFEST, INDEX_IDS
 from training.data import MANIFEST, DomainSplit, to_images
-from training.embeddings import embed_images, embed_split, encoder_digest, latent_dim, resolve_device
+from training.devices import resolve_device
+from training.embeddings import embed_images, embed_split, encoder_digest, latent_dim
 from training.model_file import load_model
 from training.networks import TwinGAN
 from training.vector_index import (

@@ -34,17 +34,6 @@ from training.networks import TwinGAN
 log = logging.getLogger("twingan.index")
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`; a CUDA device that is not there is
-    an error that says so, rather than a crash deep inside torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: this machine has no CUDA device (torch {torch.__version__}); use cpu")
-    return device
-
-
 def latent_dim(model: TwinGAN) -> int:
     """Length of an embedding: channels of the 4x4 latent times 16."""
     return model.config.channels(4) * 16

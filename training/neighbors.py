@@ -22,7 +22,8 @@ import numpy as np
 
 from training.checkpoint import CheckpointError
 from training.data import to_images
-from training.embeddings import embed_pixels, encoder_digest, resolve_device
+from training.devices import resolve_device
+from training.embeddings import embed_pixels, encoder_digest
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.samples import grid, save_png

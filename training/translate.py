@@ -32,6 +32,7 @@ import torch
 
 from training.conditioning import condition_vector
 from training.data import to_images
+from training.devices import resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import DEFAULT_FEATHER, paste_faces
@@ -43,13 +44,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 ILLUST2VEC_FEATURE_MODEL = "illust2vec_ver200.caffemodel"
 ILLUST2VEC_TAG_LIST = "tag_list.json"
 STAGES = ("load", "detect", "align", "translate", "paste")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" is CUDA when there is a GPU, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def collect_photos(arguments: Iterable[str | Path]) -> list[Path]:
@@ -520,7 +514,6 @@ __all__ = [
     "model_palette",
     "output_stems",
     "resize_portrait",
-    "resolve_device",
     "save_png",
     "translate_to_folder",
 ]

@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.devices import resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import paste_faces
-from training.translate import Translator, resize_portrait, resolve_device
+from training.translate import Translator, resize_portrait
 
 log = logging.getLogger(__name__)
 

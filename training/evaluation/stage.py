@@ -30,6 +30,7 @@ import torch
 
 from preprocessing.tags.vocabulary import Vocabulary
 from training.conditioning import condition_vector
+from training.devices import resolve_device
 from training.evaluation.agreement import hair_agreement, not_computed, pose_agreement
 from training.evaluation.detect import face_detector, run_all
 from training.evaluation.fid import FeatureStats, frechet_distance, kernel_distance
@@ -55,12 +56,6 @@ def _timed(what: str) -> Iterator[None]:
     log.info("%s: %.1f s", what, time.perf_counter() - start)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def key(source: str, target: str) -> str:
     """The metrics key of a direction ("human_to_anime": a plain name for dvc's columns)."""
     return f"{source}_to_{target}"
@@ -71,7 +66,7 @@ class _Run:
 
     def __init__(self, loaded: LoadedParams, params: EvaluateParams) -> None:
         self.params, self.root = params, loaded.root
-        self.device = _device(params.device)
+        self.device = resolve_device(params.device)
         self.model, self.info = load_model(self.root / MODEL, self.device)
         self.config = self.info.config
         self.source, self.target = _check_domains(params, self.config.domains, self.root)
@@ -276,7 +271,7 @@ def evaluate(loaded: LoadedParams) -> dict[str, Any]:
     """Compute every metric and write the metrics file and the sample grid; returns the metrics."""
     params = loaded.params.evaluate
     started = time.perf_counter()
-    extractor, reason = _extractor(params, loaded.root, _device(params.device))  # a wrong file fails before work
+    extractor, reason = _extractor(params, loaded.root, resolve_device(params.device))  # a wrong file fails before work
     run = _Run(loaded, params)
     metrics: dict[str, Any] = {
         "split": params.split,
