@@ -366,6 +366,9 @@ def launch(
                                     prevent_thread_lock=True, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
                                     mcp_server=False, pwa=False, enable_monitoring=False, show_error=False,
                                     quiet=True)  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl+C while Gradio still starts: stop what it started, then report it
+        app.close()
+        raise
     except OSError as error:
         if "Cannot find empty port" not in str(error):
             raise

@@ -406,6 +406,8 @@ def demo(
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("serving on %s: anyone who can reach this address can use the page", host)
         launch(app, host=host, port=port, share=False)
+    except KeyboardInterrupt:  # Ctrl+C before the page was up (Gradio's own wait handles it afterwards)
+        log.info("stopped")
     except OSError as error:  # the port is taken, the address is not this machine's; also FileNotFoundError
         _fail(str(error))
     except (CheckpointError, ValueError, *_user_errors()) as error:
