@@ -269,6 +269,43 @@ def test_batches_have_the_stored_pixels_tags_and_shapes(folder: Path) -> None:
     assert data.epoch_of("human", 24) == 5.0
 
 
+def test_crops_gives_the_asked_rows_once_each_in_storage_order(tmp_path: Path) -> None:
+    """What the index and evaluate stages read: any subset of a split's rows, batch by batch, each crop the
+    stored one of its face, row groups in storage order and each read once."""
+    root = write_dataset(tmp_path / "human", counts={"train": 40}, keep=lambda i: i % 5 != 2)
+    split = DomainSplit(root, "train")
+    wanted = np.array([31, 0, 7, 30, 15, 3, 12, 29, 1], dtype=np.int64)
+    seen, shapes = [], []
+    for rows, crops in split.crops(wanted, batch_size=4):
+        shapes.append(len(rows))
+        for row, crop in zip(rows.tolist(), crops, strict=True):
+            index = int(split.face_ids[row].split("-")[1])
+            assert np.array_equal(crop, pixels_of(index, 16)), split.face_ids[row]
+            seen.append(row)
+    assert shapes == [4, 4, 1] and sorted(seen) == sorted(wanted.tolist())
+    storage = [
+        (split.groups[split.group[r]].shard.name, split.groups[split.group[r]].index, split.offset[r]) for r in seen
+    ]
+    assert storage == sorted(storage)
+    assert [len(r) for r, _ in split.crops(np.arange(len(split)), batch_size=64)] == [len(split)]
+    assert list(split.crops(np.array([], dtype=np.int64), batch_size=4)) == []
+
+
+def test_the_condition_is_tags_then_features(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "anime", domain="anime", features=lambda i: np.full(3, i / 64, dtype=np.float16))
+    split = DomainSplit(tmp_path / "anime")
+    rows = np.array([5, 2])
+    condition = split.condition_of(rows, split.feature_dim)
+    assert condition.shape == (2, len(VOCABULARY) + 4096) and condition.dtype == np.float32
+    assert np.array_equal(condition[:, : len(VOCABULARY)], split.tags_of(rows))
+    assert np.array_equal(
+        condition[:, len(VOCABULARY) : len(VOCABULARY) + 4], [[0.078125] * 3 + [0], [0.03125] * 3 + [0]]
+    )
+    assert np.array_equal(split.condition_of(rows, 0), split.tags_of(rows))  # a model conditioned on tags only
+    with pytest.raises(ValueError, match=r"manifest\.parquet: features are 4096 wide, 6 asked for"):
+        split.condition_of(rows, 6)
+
+
 def test_resize_is_an_area_average(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "d", image_size=64, counts={"train": 12})
     batch = dataset(root, resolution=32, hflip=False).batch(0)["batches"]["human"]
@@ -364,6 +401,8 @@ def test_a_shard_row_holding_another_face_is_refused(folder: Path) -> None:
         match=r"row [01] holds face human-0000[01], but .*manifest\.parquet puts human-0000[01] there",
     ):
         steps(dataset(folder, batch_size=48), 0, 1)
+    with pytest.raises(CorruptShardError, match=r"row [01] holds face human-0000[01]"):  # the batch readers too
+        list(DomainSplit(folder, "train").crops(np.arange(2), batch_size=8))
 
 
 def test_a_manifest_row_beyond_its_shard_is_named(folder: Path) -> None:

@@ -108,9 +108,12 @@ class DomainSplit:
         return 0 if self.features is None else self.features.shape[1]
 
     def features_of(self, rows: np.ndarray, width: int) -> np.ndarray:
-        """float32 (len(rows), width): the rows' features, zeros for a face without (or a domain without)."""
+        """float32 (len(rows), width): the rows' features, zeros for a face without (or a domain without);
+        width 0 for a model conditioned on tags only."""
         out = np.zeros((len(rows), width), dtype=np.float32)
-        if self.features is not None:
+        if 0 < width < self.feature_dim:
+            raise ValueError(f"{self.manifest}: features are {self.feature_dim} wide, {width} asked for")
+        if width and self.features is not None:
             out[:, : self.feature_dim] = self.features[rows]
         return out
 
@@ -178,6 +181,43 @@ class DomainSplit:
     def tags_of(self, rows: np.ndarray) -> np.ndarray:
         """Multi-hot float32 (len(rows), V) over `self.vocabulary`."""
         return self.tags[rows].astype(np.float32)
+
+    def condition_of(self, rows: np.ndarray, feature_dim: int) -> np.ndarray:
+        """float32 (len(rows), V + feature_dim): the rows' tags, then their features; the layout G and D are
+        conditioned on (training/conditioning.py builds the same at inference)."""
+        return np.concatenate([self.tags_of(rows), self.features_of(rows, feature_dim)], axis=1)
+
+    def check_crop(self, row: int, group: int, face_ids: Sequence[str]) -> None:
+        """Stop unless the row group's face at `row`'s offset is the face the manifest puts there: a shard
+        rewritten under its manifest must never feed another face's pixels."""
+        offset = int(self.offset[row])
+        if face_ids[offset] != self.face_ids[row]:
+            raise CorruptShardError(
+                f"{self.groups[group].shard}: row {self.groups[group].first_row + offset} holds face "
+                f"{face_ids[offset]}, but {self.manifest} puts {self.face_ids[row]} there; {_REBUILD}"
+            )
+
+    def crops(self, rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, (B, S, S, 3) uint8 crops as stored) of the given rows, `batch_size` at a time, in storage
+        order (row group by row group, each read once and checked). The array is reused between batches:
+        copy what must outlive the next one."""
+        rows = np.asarray(rows, dtype=np.int64)
+        size = self.image_size
+        buffer = np.empty((min(batch_size, max(len(rows), 1)), size, size, 3), dtype=np.uint8)
+        rows_out = np.empty(len(buffer), dtype=np.int64)
+        filled = 0
+        ordered = rows[np.lexsort((self.offset[rows], self.group[rows]))]
+        for group in np.unique(self.group[ordered]).tolist():
+            face_ids, images = read_row_group(self.groups[group], size)
+            for row in ordered[self.group[ordered] == group].tolist():
+                self.check_crop(row, group, face_ids)
+                buffer[filled], rows_out[filled] = images[self.offset[row]], row
+                filled += 1
+                if filled == len(buffer):
+                    yield rows_out, buffer
+                    filled = 0
+        if filled:
+            yield rows_out[:filled], buffer[:filled]
 
     def epoch_order(self, seed: int, epoch: int, *, shuffle_window: int = 8, balanced: bool = False) -> np.ndarray:
         """The rows of one epoch, in order: a pure function of (seed, name, epoch).
@@ -358,15 +398,10 @@ class _Reader:
         if self.buffer is None or len(self.buffer) != len(rows):
             self.buffer = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         for k, row in enumerate(rows.tolist()):
-            group, offset = int(self.split.group[row]), int(self.split.offset[row])
+            group = int(self.split.group[row])
             face_ids, images = self.row_group(group)
-            if face_ids[offset] != self.split.face_ids[row]:
-                shard_row = self.split.groups[group].first_row + offset
-                raise CorruptShardError(
-                    f"{self.split.groups[group].shard}: row {shard_row} holds face {face_ids[offset]}, but "
-                    f"{self.split.manifest} puts {self.split.face_ids[row]} there; {_REBUILD}"
-                )
-            self.buffer[k] = images[offset]
+            self.split.check_crop(row, group, face_ids)
+            self.buffer[k] = images[self.split.offset[row]]
         out = torch.from_numpy(self.buffer)
         for k in np.flatnonzero(flips).tolist():
             out[k] = out[k].flip(1)

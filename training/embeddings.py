@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.data import CorruptShardError, DomainSplit, read_row_group, to_images
+from training.data import DomainSplit, to_images
 from training.networks import TwinGAN
 
 log = logging.getLogger("twingan.index")
@@ -67,37 +66,6 @@ def embed_pixels(model: TwinGAN, pixels: np.ndarray, domain: str) -> np.ndarray:
     return embed_images(model, images.contiguous(), domain)
 
 
-def split_pixels(split: DomainSplit, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(rows, (B, S, S, 3) uint8 crops) of the split, `batch_size` at a time, in shard order (which is the
-    row order for a dataset the stage wrote). Each row group is read once; every crop is checked to be
-    the face the manifest puts at that shard row."""
-    size = split.image_size
-    buffer = np.empty((batch_size, size, size, 3), dtype=np.uint8)
-    rows_out = np.empty(batch_size, dtype=np.int64)
-    filled = 0
-    by_group = np.argsort(split.group, kind="stable")
-    bounds = np.searchsorted(split.group[by_group], np.arange(len(split.groups) + 1))
-    for index, group in enumerate(split.groups):
-        rows = by_group[bounds[index] : bounds[index + 1]]
-        if not len(rows):
-            continue
-        face_ids, images = read_row_group(group, size)
-        for row in rows.tolist():
-            offset = int(split.offset[row])
-            if face_ids[offset] != split.face_ids[row]:
-                raise CorruptShardError(
-                    f"{group.shard}: row {group.first_row + offset} holds face {face_ids[offset]}, but "
-                    f"{split.manifest} puts {split.face_ids[row]} there; rebuild it with dvc repro"
-                )
-            buffer[filled], rows_out[filled] = images[offset], row
-            filled += 1
-            if filled == batch_size:
-                yield rows_out, buffer
-                filled = 0
-    if filled:
-        yield rows_out[:filled], buffer[:filled]
-
-
 def embed_split(
     model: TwinGAN, split: DomainSplit, domain: str, *, batch_size: int = 64, progress: bool = True
 ) -> np.ndarray:
@@ -106,7 +74,7 @@ def embed_split(
     done = 0
     label = f"index {domain}/{split.split}"
     with tqdm(total=len(split), desc=label, unit="crop", disable=None if progress else True) as bar:
-        for rows, pixels in split_pixels(split, batch_size):
+        for rows, pixels in split.crops(np.arange(len(split)), batch_size):
             out[rows] = embed_pixels(model, pixels, domain)
             done += len(rows)
             bar.update(len(rows))

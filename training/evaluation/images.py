@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.data import DomainSplit, read_row_group, to_images
+from training.data import DomainSplit, to_images
 from training.networks import TwinGAN
 from training.samples import to_uint8
 
@@ -60,22 +60,10 @@ def read_split(
         return SplitImages(domain, split, [], empty, None, missing=f"{shown or root} has no {split!r} faces")
     rows = np.arange(min(max_images, len(part)))
     pixels = np.empty((len(rows), part.image_size, part.image_size, 3), dtype=np.uint8)
-    for group in np.unique(part.group[rows]).tolist():
-        face_ids, images = read_row_group(part.groups[group], part.image_size)
-        mine = rows[part.group[rows] == group]
-        for row in mine.tolist():
-            offset = int(part.offset[row])
-            if face_ids[offset] != part.face_ids[row]:
-                raise ValueError(
-                    f"{part.groups[group].shard}: row {offset} of group {group} is not {part.face_ids[row]}"
-                )
-            pixels[row] = images[offset]
-    condition = None
-    if condition_dim:
-        condition = torch.zeros(len(rows), condition_dim)
-        condition[:, :tag_dim] = torch.from_numpy(part.tags_of(rows))
-        if condition_dim > tag_dim:
-            condition[:, tag_dim:] = torch.from_numpy(part.features_of(rows, condition_dim - tag_dim))
+    for read, crops in part.crops(rows, batch_size=256):
+        pixels[read] = crops
+    feature_dim = condition_dim - tag_dim
+    condition = torch.from_numpy(part.condition_of(rows, feature_dim)) if condition_dim else None
     log.info("%s: read %d of %d faces of split %r from %s", domain, len(rows), len(part), split, root)
     return SplitImages(domain, split, [part.face_ids[r] for r in rows.tolist()], pixels, condition)
 
