@@ -1,24 +1,29 @@
 """Photos per second of `twingan translate` end to end, batched, against a loop that calls the model per face.
 
 Why: the translator fills each batch with the faces of consecutive photos, which is what keeps a GPU
-busy; this measures what batching buys on a CPU end to end, where face detection costs its share too,
-against the loop that calls the model once per face.
+busy, and finds faces in worker processes while it runs the model; this measures what each buys on a
+CPU end to end, where face detection is most of the work, against the loop that calls the model once
+per face.
 
   baseline   for each photo: load, detect (the same detector), then for each face: align, one
              model.translate call under torch.no_grad, paste; the loop a user writes first
-  batch 1    training.translate.Translator with batch_size 1 (its own per-stage timers)
-  batch 16   the same with batch_size 16 (the CLI's default); --batches picks others
+  batch B    training.translate.Translator with batch_size B, faces found in this process
+             (--batches; 4 is the CLI's default on a CPU, 16 on CUDA)
+  workers    batch --worker-batch (4) with faces found in 1 and 2 worker processes
+             (training/photo_faces.py, one pool started before timing, as one CLI run starts one) while
+             this process runs the model on the cores they leave (model_threads), as the CLI does
 
 Every variant loads, detects, aligns, translates and pastes the same faces (outputs are not written:
-PNG encoding is not the translator's cost). The photos are run in chunks of 8, each chunk by every
-variant in a rotating order, so load from other processes falls on all variants alike; wall and CPU
-seconds are both reported. The model has the original's widths at 128 px (channel_base
+PNG encoding is not the translator's cost). The photos are run in chunks (--chunk, 53: two rounds),
+each chunk by every variant in a rotating order, so load from other processes falls on all variants
+alike; a chunk is one pipeline fill and drain for the worker variants, so small chunks understate them.
+Wall and CPU seconds are both reported. The model has the original's widths at 128 px (channel_base
 4096, channel_max 256, as benchmarks/train_step.py), a 32-tag condition and random weights: speed does not
 depend on training. The detector and alignment are the human domain's as params.yaml ships them (dlib
 HOG, 5 points, max_side 1024, eyes aligned at 128 px).
 
-    .venv/bin/python benchmarks/translate.py                    # ../shared/data/real/human, 106 photos (2.5 min)
-    .venv/bin/python benchmarks/translate.py --photos 16 --batches 1 4 16
+    .venv/bin/python benchmarks/translate.py                    # ../shared/data/real/human, 106 photos (3.5 min)
+    .venv/bin/python benchmarks/translate.py --photos 16 --batches 1 16 --workers 2
 """
 
 from __future__ import annotations
@@ -119,28 +124,49 @@ class Baseline:
 
 
 class Batched:
-    """`twingan translate`'s code path: training.translate.Translator at one batch size."""
+    """`twingan translate`'s code path: training.translate.Translator at one batch size, finding faces in
+    this process or in a pool of worker processes (started once, before timing, as one CLI run does)."""
 
-    def __init__(self, model_path: Path, batch: int) -> None:
+    def __init__(self, model_path: Path, batch: int, workers: int = 0) -> None:
+        from training.photo_faces import FacePool
         from training.translate import Translator
 
         self.translator = Translator.from_file(model_path, source="human", target="anime", device="cpu",
                                                batch_size=batch)  # fmt: skip
         self.translator.detector.detect(np.zeros((64, 64, 3), np.uint8))
         self.translator.translate_tensor(torch.zeros(1, 3, 128, 128))  # first-call allocations, not timed
+        self.pool = FacePool(self.translator.finder, workers) if workers else None
+        if self.pool is not None:  # every worker started and its detector loaded
+            warm = [self.pool.submit(model_path.parent / "absent.png", False) for _ in range(4 * workers)]
+            [future.result() for future in warm]
         self.times = self.translator.times.seconds
 
     def run(self, files: list[Path]) -> list[np.ndarray]:
-        results = self.translator.translate_photos(files, tags=TAGS, paste=True)
-        return [face.portrait for result in results for face in result.faces]
+        from training.photo_faces import model_threads
+
+        threads = torch.get_num_threads()
+        if self.pool is not None:  # as the CLI does: the workers' cores are not the model's
+            torch.set_num_threads(model_threads(self.pool.workers))
+        try:
+            results = self.translator.translate_photos(files, tags=TAGS, paste=True, workers=self.pool or 0)
+            return [face.portrait for result in results for face in result.faces]
+        finally:
+            torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--photos", type=int, default=0, help="How many photos, spread over the folder (0: all).")
-    parser.add_argument("--chunk", type=int, default=8, help="Photos per interleaved round.")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16], help="Translator batch sizes.")
+    parser.add_argument("--chunk", type=int, default=53, help="Photos per interleaved round.")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16], help="Translator batch sizes.")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2],
+                        help="Face-finding worker processes for extra variants.")  # fmt: skip
+    parser.add_argument("--worker-batch", type=int, default=4, help="Batch size of the worker variants.")
     args = parser.parse_args()
     if not args.source.is_dir():
         raise SystemExit(f"--source: no such folder: {args.source} (the real photos live in ../shared/data/real)")
@@ -148,12 +174,14 @@ def main() -> int:
     if not files:
         raise SystemExit(f"--source: no image files in {args.source}")
     logging.getLogger("training.translate").setLevel(logging.ERROR)  # photos without a face: counted, not listed
-    names = ("baseline (model per face)", *(f"translator, batch {batch}" for batch in args.batches))
+    names = ("baseline (model per face)", *(f"translator, batch {batch}" for batch in args.batches),
+             *(f"batch {args.worker_batch}, {n} worker{'s' * (n > 1)}" for n in args.workers))  # fmt: skip
     wall, cpu, portraits = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0), {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="translate-bench-") as tmp:
         model_path = Path(tmp) / "twingan-128.pt"
         make_model(model_path)
-        runners = [Baseline(model_path), *(Batched(model_path, batch) for batch in args.batches)]
+        runners = [Baseline(model_path), *(Batched(model_path, batch) for batch in args.batches),
+                   *(Batched(model_path, args.worker_batch, workers) for workers in args.workers)]  # fmt: skip
         variants = dict(zip(names, runners, strict=True))
         # Chunks of photos, each run by every variant in a rotating order: load from other processes on a
         # shared machine then falls on all variants alike.
@@ -165,6 +193,8 @@ def main() -> int:
                 portraits[name] += variants[name].run(chunk)
                 wall[name] += time.perf_counter() - started
                 cpu[name] += time.process_time() - started_cpu
+        for runner in runners[1:]:
+            runner.close()
     reference = portraits[names[0]]
     faces = len(reference)
     print(f"translate benchmark: {len(files)} photos from {args.source}, {faces} faces, 128 px original widths, "
@@ -180,6 +210,8 @@ def main() -> int:
         print(f"{name:26} {wall[name]:8.2f} {len(files) / wall[name]:9.3f} {faces / wall[name]:8.2f} "
               f"{wall[names[0]] / wall[name]:7.2f}x {cpu[name]:7.1f} {cpu[names[0]] / cpu[name]:7.2f}x "
               f"{times['detect'] / wall[name]:7.0%} {times['translate'] / wall[name]:7.0%}  {worst}")  # fmt: skip
+    print("  CPU s counts this process only (the workers' detection is not in it); stage seconds below are summed"
+          " over processes, so with workers detect + model can exceed the wall time")  # fmt: skip
     for name in names:
         stages = ", ".join(f"{stage} {value:.2f}" for stage, value in variants[name].times.items())
         print(f"  {name}: {stages} s (of {wall[name]:.2f})")

@@ -235,13 +235,14 @@ def test_translate_to_folder_is_deterministic(model_file: Path, photos: Path, tm
 
 
 def test_cli_translate(model_file: Path, photos: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner, threads = CliRunner(), torch.get_num_threads()
     base = ["translate", str(photos), "--from", "anime", "--to", "human", "--model", str(model_file)]
     result = runner.invoke(app, [*base, "-o", str(tmp_path / "out"), "--paste", "--tags", "green hair, blue eyes",
-                                 "--batch-size", "2", "--device", "cpu"])  # fmt: skip
+                                 "--batch-size", "2", "--device", "cpu", "--workers", "2"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "5 photo(s), 5 face(s) translated, 8 file(s) written" in result.output
     assert "skipped 2 (1 no face, 1 unreadable)" in result.output
+    assert torch.get_num_threads() == threads  # the model ran on the cores the 2 workers left, then gave them back
     result = runner.invoke(app, [*base, "-o", str(tmp_path / "bad"), "--tags", "purple hair"])
     assert result.exit_code == 2 and "unknown tag(s) 'purple hair'" in result.output
     assert not (tmp_path / "bad").exists()
@@ -271,6 +272,7 @@ REAL_PHOTOS = (  # a frontal portrait, couples, a large photo and a group of 5+ 
 
 
 def test_real_photos_every_detected_face_is_written(real_data: Path, tmp_path: Path) -> None:
+    """dlib in worker processes (as the CLI runs it for 8 photos or more) finds what it finds in this one."""
     notes = {row["file"]: row["notes"] for row in csv.DictReader((real_data / "index.csv").open(encoding="utf-8"))}
     assert "group" in notes["human/facenet_multiface.jpg"]
     files = [real_data / "human" / name for name in REAL_PHOTOS]
@@ -278,7 +280,7 @@ def test_real_photos_every_detected_face_is_written(real_data: Path, tmp_path: P
     translator = Translator.from_file(model, source="human", target="anime", device="cpu", batch_size=16)
     detector = make_detector(HUMAN_FACES["detector"], HUMAN_FACES["detector_options"])
     expected = {path.stem: len(detector.detect(_rgb(path))) for path in files}
-    summary = translate_to_folder(translator, files, tmp_path / "out", paste=True, progress=False)
+    summary = translate_to_folder(translator, files, tmp_path / "out", paste=True, progress=False, workers=2)
     assert not summary.skipped and summary.faces == sum(expected.values())
     assert expected["facenet_multiface"] >= 3 and expected["facerec_two_people"] == 2
     for stem, count in expected.items():

@@ -127,7 +127,7 @@ class DemoModel:
         *,
         path: Path | str = "the model file",
         device: str | torch.device = "auto",
-        batch_size: int = 16,
+        batch_size: int | None = None,
         palette: Any = None,
         illust2vec: Path | str | None = None,
         display_size: int | None = DISPLAY_SIZE,

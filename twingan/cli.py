@@ -287,18 +287,27 @@ def translate(
         Path, typer.Option("--illust2vec", help="Folder of the illust2vec files (models needing features).")
     ] = Path("models/illust2vec"),
     paste: Annotated[bool, typer.Option("--paste", help="Also write each photo with its faces pasted back.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per forward pass.")] = 16,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Faces per forward pass (default: 16 on CUDA, 4 on CPU).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
     size: Annotated[
         int | None, typer.Option("--size", min=8, help="Write portraits at N px (default: the model's).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=0, help="Processes finding faces (0: none; default: cores - 1, up to 4)."),
     ] = None,
     params: Annotated[Path, typer.Option("--params", help="Its `tags` colours name a reference's colours.")] = Path(
         "params.yaml"
     ),
 ) -> None:
     """Translate every face of raw photos with the trained model, optionally pasted back (training/translate.py)."""
+    import torch
+
     from training.checkpoint import CheckpointError
     from training.conditioning import UnknownTagError, parse_tags
+    from training.photo_faces import default_workers, model_threads
     from training.translate import Translator, collect_photos, translate_to_folder
 
     log = logging.getLogger("twingan.translate")
@@ -317,9 +326,19 @@ def translate(
         files = collect_photos(photos)
         if not files:
             _fail(f"no photos found in: {', '.join(photos)}")
-        log.info("%d photo(s), %s -> %s, tags: %s, on %s", len(files), source, target, ", ".join(wanted) or "none",
-                 translator.device)  # fmt: skip
-        summary = translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size)
+        if workers is None:
+            workers = default_workers(len(files))
+        threads = torch.get_num_threads()
+        if workers and translator.device.type == "cpu":  # the workers' cores are not the model's
+            torch.set_num_threads(model_threads(workers))
+        log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)",
+                 len(files), source, target, ", ".join(wanted) or "none", translator.device, workers,
+                 torch.get_num_threads())  # fmt: skip
+        try:
+            summary = translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste,
+                                          size=size, workers=workers)  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
     except (CheckpointError, UnknownTagError, ValueError, RuntimeError, *_user_errors()) as error:
         _fail(str(error))
     typer.echo(summary.line(out))
