@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,9 @@ def test_a_dead_worker_stops_the_run_naming_the_photo(photos: list[Path]) -> Non
         (pid,) = list(pool._pool._processes)  # the executor's own table: the only way to reach the worker
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match=r"\.png: the face-detection worker died while this photo"):
+            list(find_faces(finder(), photos, workers=pool))
+        time.sleep(0.5)  # the executor has noticed by now: the next call fails on submit, with the same message
+        with pytest.raises(RuntimeError, match=r"00\.png: the face-detection worker died while this photo"):
             list(find_faces(finder(), photos, workers=pool))
 
 

@@ -173,11 +173,14 @@ def find_faces(
 
 
 def _find_in(pool: FacePool, paths: Iterable[Path], keep_photo: bool) -> Iterator[PhotoFaces]:
-    window = 4 * pool.workers + 4
+    window = 4 * pool.workers + 4  # photos ahead per worker: 2 left the workers idle while a batch ran
     pending: deque[tuple[Path, Future[PhotoFaces]]] = deque()
     try:
-        for path in paths:
-            pending.append((Path(path), pool.submit(Path(path), keep_photo)))
+        for path in map(Path, paths):
+            try:
+                pending.append((path, pool.submit(path, keep_photo)))
+            except BrokenProcessPool as error:  # a worker died before this photo could even be queued
+                raise _dead_worker(pending[0][0] if pending else path) from error
             if len(pending) >= window:
                 yield _result(*pending.popleft())
         while pending:
@@ -191,10 +194,14 @@ def _result(path: Path, future: Future[PhotoFaces]) -> PhotoFaces:
     try:
         return future.result()
     except BrokenProcessPool as error:
-        raise RuntimeError(
-            f"{path}: the face-detection worker died while this photo was in flight (out of memory?); "
-            f"photos before it are done, rerun with --workers 0 to find the photo that kills it"
-        ) from error
+        raise _dead_worker(path) from error
+
+
+def _dead_worker(path: Path) -> RuntimeError:
+    return RuntimeError(
+        f"{path}: the face-detection worker died while this photo was in flight (out of memory?); "
+        f"photos before it are done, rerun with --workers 0 to find the photo that kills it"
+    )
 
 
 def available_cpus() -> int:
