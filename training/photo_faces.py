@@ -1,8 +1,8 @@
 """Raw photos -> aligned faces for the model: load, detect with the source domain's detector, align as the
 faces stage did; in worker processes when there are many photos.
 
-Detection is most of the time of a translation on a CPU (about 62 % with dlib's HOG at 128 px, the model
-28 %), and dlib and AnimeFace hold the GIL. So the photos' faces are found in processes, each building its
+Detection is most of the time of a translation on a CPU (64 % with dlib's HOG beside a 128 px model, the
+model 26 %), and dlib and AnimeFace hold the GIL. So the photos' faces are found in processes, each building its
 detector once, while the parent runs the model on the faces already found: the two overlap, and several
 photos are detected at once (benchmarks/translate.py). This module does not import torch, so a worker
 starts in well under a second. Results come back in input order whatever the number of workers, and a
@@ -12,7 +12,6 @@ worker process (killed for memory, say) stops the run, naming the photo it was o
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import time
@@ -25,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 _WORKER: FaceFinder | None = None  # the finder of a worker process, built once by _start
 
@@ -131,7 +128,7 @@ def _find(path: Path, keep_photo: bool) -> PhotoFaces:
 
 class FacePool:
     """Worker processes that find faces, each with its own FaceFinder; kept across calls (a worker takes
-    about a second to start and load its detector's models). A context manager; close() stops them."""
+    about half a second to start and load its detector's models). A context manager; close() stops them."""
 
     def __init__(self, finder: FaceFinder, workers: int) -> None:
         if workers < 1:
@@ -210,10 +207,11 @@ def available_cpus() -> int:
 
 
 def default_workers(photos: int, cpus: int | None = None) -> int:
-    """Workers worth starting for `photos` photos: none for a handful (a worker takes about a second to
+    """Workers worth starting for `photos` photos: none for a handful (a worker takes about half a second to
     start) or on one core; else one per core, up to 4. Detection is about two thirds of the work, so it
-    gets the cores and the model the rest (model_threads): on 2 cores, 2 workers and 1 model thread made
-    106 photos 1.46x faster than no worker, 1 worker and 1 thread 1.22x (benchmarks/translate.py)."""
+    gets the cores and the model the rest (model_threads): on 2 cores, 106 photos at batch 4 ran 1.32x
+    faster with 2 workers and 1 model thread than without workers, 1.13x with 1 worker
+    (benchmarks/translate.py)."""
     cpus = available_cpus() if cpus is None else cpus
     if photos < 8 or cpus < 2:
         return 0
