@@ -134,8 +134,10 @@ class FacePool:
         if workers < 1:
             raise ValueError(f"a face pool needs at least 1 worker, got {workers}")
         self.spec, self.resolution, self.workers = finder.spec, finder.resolution, workers
-        # forkserver, not fork: the parent holds torch's threads (flows/executor.py explains why that matters)
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+        # forkserver, not fork: the parent holds torch's threads (flows/executor.py explains why that matters);
+        # spawn where there is no forkserver (Windows)
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                          initializer=_start, initargs=(finder.spec, finder.resolution))  # fmt: skip
 
     def submit(self, path: Path, keep_photo: bool) -> Future[PhotoFaces]:
