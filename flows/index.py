@@ -28,7 +28,7 @@ import torch
 
 from preprocessing.schemas import DATASET_MANIFEST, INDEX_IDS
 from training.data import MANIFEST, DomainSplit, to_images
-from training.devices import resolve_device
+from training.devices import inference_batch_size, resolve_device
 from training.embeddings import embed_images, embed_split, encoder_digest, latent_dim
 from training.model_file import load_model
 from training.networks import TwinGAN
@@ -78,7 +78,9 @@ def build_neighbor_index(
         raise ParamsError(f"index.device: {error}") from None
     model, info = load_model(model_path, device)
     digest = encoder_digest(model)
-    log.info("index: %s (step %d, encoder %s) on %s", model_path, info.step, digest[:12], device)
+    batch_size = inference_batch_size(settings.batch_size, device, cuda=64, cpu=1)
+    log.info("index: %s (step %d, encoder %s) on %s, batches of %d", model_path, info.step, digest[:12], device,
+             batch_size)  # fmt: skip
     folders = {domain: datasets / domain for domain in info.config.domains}
     for domain, folder in folders.items():
         if not (folder / MANIFEST).is_file():
@@ -112,7 +114,7 @@ def build_neighbor_index(
         for split in wanted:
             part = DomainSplit(folder, split, name=domain)
             parts.append(part)
-            vectors_of.append(embed_split(model, part, domain, batch_size=settings.batch_size))
+            vectors_of.append(embed_split(model, part, domain, batch_size=batch_size))
         vectors = np.concatenate(vectors_of) if len(vectors_of) > 1 else vectors_of[0]
         seconds["embed"] += time.perf_counter() - tick
 

@@ -18,6 +18,7 @@ from flows.index import run_index
 from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS, INDEX_IDS
 from tests.conftest import write_params
 from tests.test_training_data import VOCABULARY, manifest_row
+from training.devices import inference_batch_size
 from training.embeddings import embed_pixels, encoder_digest
 from training.model_file import load_model, save_model
 from training.neighbors import NeighborsError, find_neighbors
@@ -195,6 +196,33 @@ def test_ivf_through_the_stage_records_its_recall(project: Path, tmp_path: Path)
     assert metrics["domains"]["anime"]["recall_at_4"] == 1.0  # one list: every vector is scanned
     assert metrics["rows"] == {"human": 20, "anime": 24} and metrics["cross_domain"] == {}
     assert len(pq.read_table(tmp_path / "index" / "ids.parquet")) == 44
+
+
+def test_the_batch_size_follows_the_device_unless_set_and_does_not_change_the_vectors(
+    project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """index.batch_size null: 1 crop per pass on a CPU (the encoder is memory-bound there, benchmarks/embed.py),
+    64 on CUDA; the vectors equal those of the fixture's batches of 8 to float32 rounding."""
+    from flows.index import build_neighbor_index
+
+    assert inference_batch_size(None, torch.device("cpu"), cuda=64, cpu=1) == 1
+    assert inference_batch_size(None, torch.device("cuda"), cuda=64, cpu=1) == 64
+    assert inference_batch_size(8, torch.device("cuda"), cuda=64, cpu=1) == 8
+    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+        inference_batch_size(0, torch.device("cpu"), cuda=64, cpu=1)
+    settings = IndexParams(kind="exact", device="cpu", agreement_samples=0)
+    assert settings.batch_size is None
+    with caplog.at_level("INFO", logger="twingan.index"):
+        build_neighbor_index(settings, model_path=project / "models" / "twingan.pt",
+                             datasets=project / "data" / "datasets", out=tmp_path / "index",
+                             metrics_path=tmp_path / "index.json")  # fmt: skip
+    assert "on cpu, batches of 1" in caplog.text
+    import faiss
+
+    for domain in DOMAINS:
+        ours = faiss.read_index(str(tmp_path / "index" / f"{domain}.faiss"))
+        fixture = faiss.read_index(str(project / "data" / "index" / f"{domain}.faiss"))
+        assert np.allclose(ours.reconstruct_n(0, ours.ntotal), fixture.reconstruct_n(0, fixture.ntotal), atol=1e-6)
 
 
 def test_splits_missing_everywhere_and_a_missing_dataset_are_named(project: Path, tmp_path: Path) -> None:

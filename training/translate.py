@@ -10,7 +10,7 @@ match what training read.
 
 Faces of many photos share one batch (a group photo and the next portraits fill it), which is what
 keeps a GPU busy; on a CPU the 128 px layers are memory-bound and a batch of 4 is fastest
-(default_batch_size). Detection is most of the work on a CPU, so photos' faces are found in worker
+(training/devices.py). Detection is most of the work on a CPU, so photos' faces are found in worker
 processes while this one runs the model (training/photo_faces.py): on 2 cores, 106 real photos ran 1.40x
 faster than a per-face loop (benchmarks/translate.py). The networks use instance normalisation, so a
 face's translation does not depend on its batch mates (to float32 rounding). A photo that cannot be
@@ -33,7 +33,7 @@ import torch
 
 from training.conditioning import condition_vector
 from training.data import to_images
-from training.devices import resolve_device
+from training.devices import inference_batch_size, resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import DEFAULT_FEATHER, paste_faces
@@ -120,13 +120,6 @@ class _Pending:
     portraits: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def default_batch_size(device: torch.device) -> int:
-    """Faces per forward pass when none is asked for: 16 fills a GPU; on a CPU the 128 px layers are
-    memory-bound and 4 is fastest (benchmarks/translate.py: 7.1 s of model time for 145 faces at batch 4,
-    7.9 at 1, 10.8 at 16 on 2 cores)."""
-    return 16 if device.type == "cuda" else 4
-
-
 class Translator:
     """A trained Twin-GAN set up for one direction (source -> target), with the source's detector."""
 
@@ -146,9 +139,7 @@ class Translator:
             if domain not in info.config.domains:
                 raise ValueError(f"{name} domain {domain!r}: {path} knows only {', '.join(info.config.domains)}")
         self.device = resolve_device(device)
-        batch_size = default_batch_size(self.device) if batch_size is None else batch_size
-        if batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        batch_size = inference_batch_size(batch_size, self.device, cuda=16, cpu=4)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.info, self.source, self.target, self.path = info, source, target, Path(path)
         self.batch_size, self.feather = batch_size, feather

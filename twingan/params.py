@@ -428,7 +428,7 @@ class IndexParams(_Section):
     nprobe: Annotated[int, Field(ge=1)] = 64
     train_per_list: Annotated[int, Field(ge=39, le=1024)] = 256
     splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val", "test")
-    batch_size: Annotated[int, Field(ge=1)] = 64
+    batch_size: Annotated[int, Field(ge=1)] | None = None  # None: 64 on CUDA, 1 on a CPU (memory-bound)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     recall_k: Annotated[int, Field(ge=1)] = 8  # metrics: recall@k of IVF against exact search,
     recall_queries: Annotated[int, Field(ge=1)] = 1000  # on this many indexed crops as queries
