@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from twingan.params import ExecutorParams
+from twingan.processes import worker_context
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -90,16 +90,12 @@ def make_task_runner(params: ExecutorParams) -> Any:
 
 @contextlib.contextmanager
 def worker_pool(params: ExecutorParams) -> Iterator[Executor | None]:
-    """A process pool for kind `process`; None where the task itself should do the work.
-
-    forkserver, not fork: the flow's process runs Prefect's threads, and forking a threaded process
-    can copy a held lock into the child.
-    """
+    """A process pool for kind `process` (started as twingan/processes.py says: the flow's process runs
+    Prefect's threads); None where the task itself should do the work."""
     if params.kind != "process":
         yield None
         return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=params.workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=params.workers, mp_context=worker_context()) as pool:
         yield pool
 
 

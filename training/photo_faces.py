@@ -12,7 +12,6 @@ worker process (killed for memory, say) stops the run, naming the photo it was o
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections import deque
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from twingan.processes import worker_context
 
 _WORKER: FaceFinder | None = None  # the finder of a worker process, built once by _start
 
@@ -134,11 +135,9 @@ class FacePool:
         if workers < 1:
             raise ValueError(f"a face pool needs at least 1 worker, got {workers}")
         self.spec, self.resolution, self.workers = finder.spec, finder.resolution, workers
-        # forkserver, not fork: the parent holds torch's threads (flows/executor.py explains why that matters);
-        # spawn where there is no forkserver (Windows)
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                         initializer=_start, initargs=(finder.spec, finder.resolution))  # fmt: skip
+        # not fork: the parent holds torch's threads (twingan/processes.py)
+        self._pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_start,
+                                         initargs=(finder.spec, finder.resolution))  # fmt: skip
 
     def submit(self, path: Path, keep_photo: bool) -> Future[PhotoFaces]:
         return self._pool.submit(_find, path, keep_photo)

@@ -15,7 +15,6 @@ detector once (as the faces stage does). Results do not depend on the number of 
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from preprocessing.faces.detectors import Face, make_detector
+from twingan.processes import worker_context
 
 T = TypeVar("T")
 
@@ -70,8 +70,7 @@ def run_all(
     uses that many processes when there are enough images to pay for their start."""
     jobs = [(np.ascontiguousarray(rgb), upscale) for rgb in images]
     if workers > 1 and len(jobs) >= 4 * workers:
-        # forkserver, not fork: this process holds torch's threads (as flows/executor.py explains)
-        context = multiprocessing.get_context("forkserver")
+        context = worker_context()  # not fork: this process holds torch's threads (twingan/processes.py)
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(factory,)) as pool:
             return list(tqdm(pool.map(_run, jobs, chunksize=4), total=len(jobs), desc=what, leave=False))
     function = factory()
