@@ -202,14 +202,17 @@ class DomainSplit:
         order (row group by row group, each read once and checked). The array is reused between batches:
         copy what must outlive the next one."""
         rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return
         size = self.image_size
-        buffer = np.empty((min(batch_size, max(len(rows), 1)), size, size, 3), dtype=np.uint8)
+        buffer = np.empty((min(batch_size, len(rows)), size, size, 3), dtype=np.uint8)
         rows_out = np.empty(len(buffer), dtype=np.int64)
         filled = 0
         ordered = rows[np.lexsort((self.offset[rows], self.group[rows]))]
-        for group in np.unique(self.group[ordered]).tolist():
+        groups, starts = np.unique(self.group[ordered], return_index=True)
+        for group, in_group in zip(groups.tolist(), np.split(ordered, starts[1:]), strict=True):
             face_ids, images = read_row_group(self.groups[group], size)
-            for row in ordered[self.group[ordered] == group].tolist():
+            for row in in_group.tolist():
                 self.check_crop(row, group, face_ids)
                 buffer[filled], rows_out[filled] = images[self.offset[row]], row
                 filled += 1
