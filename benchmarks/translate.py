@@ -142,16 +142,9 @@ class Batched:
         self.times = self.translator.times.seconds
 
     def run(self, files: list[Path]) -> list[np.ndarray]:
-        from training.photo_faces import model_threads
-
-        threads = torch.get_num_threads()
-        if self.pool is not None:  # as the CLI does: the workers' cores are not the model's
-            torch.set_num_threads(model_threads(self.pool.workers))
-        try:
+        with self.translator.threads_beside(self.pool.workers if self.pool else 0):  # as the CLI does
             results = self.translator.translate_photos(files, tags=TAGS, paste=True, workers=self.pool or 0)
             return [face.portrait for result in results for face in result.faces]
-        finally:
-            torch.set_num_threads(threads)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -20,6 +20,7 @@ stops a run.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import time
@@ -37,7 +38,7 @@ from training.devices import inference_batch_size, resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import DEFAULT_FEATHER, paste_faces
-from training.photo_faces import AlignedFace, FaceFinder, FacePool, PhotoFaces, find_faces
+from training.photo_faces import AlignedFace, FaceFinder, FacePool, PhotoFaces, find_faces, model_threads
 from training.samples import to_uint8
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,19 @@ class Translator:
         faces = self.finder.faces_in(rgb, seconds)
         self._count(seconds)
         return faces
+
+    @contextlib.contextmanager
+    def threads_beside(self, workers: int) -> Iterator[int]:
+        """Within the block, a model on the CPU runs on the cores `workers` face-finding processes leave
+        (training/photo_faces.py `model_threads`), then torch's thread count is put back; yields the count
+        the model runs with."""
+        threads = torch.get_num_threads()
+        if workers and self.device.type == "cpu":
+            torch.set_num_threads(model_threads(workers))
+        try:
+            yield torch.get_num_threads()
+        finally:
+            torch.set_num_threads(threads)
 
     def _count(self, seconds: Mapping[str, float]) -> None:
         for stage, value in seconds.items():

@@ -296,18 +296,20 @@ def translate(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=0, help="Processes finding faces (0: none; default: cores - 1, up to 4)."),
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes finding faces (0: none; default: one per core up to 4, none under 8 photos).",
+        ),
     ] = None,
     params: Annotated[Path, typer.Option("--params", help="Its `tags` colours name a reference's colours.")] = Path(
         "params.yaml"
     ),
 ) -> None:
     """Translate every face of raw photos with the trained model, optionally pasted back (training/translate.py)."""
-    import torch
-
     from training.checkpoint import CheckpointError
     from training.conditioning import UnknownTagError, parse_tags
-    from training.photo_faces import default_workers, model_threads
+    from training.photo_faces import default_workers
     from training.translate import Translator, collect_photos, translate_to_folder
 
     log = logging.getLogger("twingan.translate")
@@ -328,17 +330,12 @@ def translate(
             _fail(f"no photos found in: {', '.join(photos)}")
         if workers is None:
             workers = default_workers(len(files))
-        threads = torch.get_num_threads()
-        if workers and translator.device.type == "cpu":  # the workers' cores are not the model's
-            torch.set_num_threads(model_threads(workers))
-        log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)",
-                 len(files), source, target, ", ".join(wanted) or "none", translator.device, workers,
-                 torch.get_num_threads())  # fmt: skip
-        try:
+        with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
+            log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)",
+                     len(files), source, target, ", ".join(wanted) or "none", translator.device, workers,
+                     threads)  # fmt: skip
             summary = translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste,
                                           size=size, workers=workers)  # fmt: skip
-        finally:
-            torch.set_num_threads(threads)
     except (CheckpointError, UnknownTagError, ValueError, RuntimeError, *_user_errors()) as error:
         _fail(str(error))
     typer.echo(summary.line(out))
