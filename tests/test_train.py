@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_model_files import booby_trap
 from tests.test_training_data import write_dataset
 from training.checkpoint import CheckpointError, load
 from training.loop import NonFiniteLoss, RunPaths, growth, training_loop
@@ -92,6 +93,17 @@ def test_a_checkpoint_with_other_network_settings_is_refused_by_name(tmp_path: P
     run.checkpoint.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         training_loop(tiny(steps=6), run)
+
+
+def test_resuming_from_a_checkpoint_that_names_code_refuses_it_without_running_it(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    training_loop(tiny(steps=3), run)
+    assert load(run.checkpoint)["step"] == 3  # a real checkpoint (optimisers, EMA, random state) loads safely
+    model = run.model.read_bytes()
+    booby_trap(run.checkpoint, tmp_path / "code-ran")
+    with pytest.raises(CheckpointError, match=r"last\.pt: refused, not loaded: .*open"):
+        training_loop(tiny(steps=6), run)
+    assert not (tmp_path / "code-ran").exists() and run.model.read_bytes() == model
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path: Path, datasets) -> None:

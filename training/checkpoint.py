@@ -5,11 +5,15 @@ loads without the params that made it; unlike the original Twin-GAN (which reset
 stage) it also carries both optimisers, the EMA, the step and the random state, so a killed run resumes
 where it stopped. Files are written to a temporary name and renamed: a kill while saving leaves the
 previous checkpoint intact.
+
+Both kinds of file hold tensors and plain values only, so they are read with `weights_only=True`: a model
+file is what users download from strangers, and full unpickling would run whatever code it names.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +37,26 @@ def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
         torch.save(dict(payload), handle)
 
 
+# torch's refusal is a paragraph of advice on loading the file unsafely; the reason is one sentence of it.
+_REASON_RE = re.compile(r"WeightsUnpickler error:\s*(.*?)\s*(?:Please use|Check the documentation|$)", re.DOTALL)
+# Reasons that mean "the pickle names a function or class to call", as opposed to a damaged stream.
+_CODE_RE = re.compile(r"global|reduce|class|build", re.IGNORECASE)
+
+
 def load(path: Path, expected_format: str = FORMAT) -> dict[str, Any]:
+    """A checkpoint or model file's payload; anything beyond tensors and plain values is refused, never run."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _REASON_RE.search(str(error))
+        reason = " ".join(found.group(1).split()).rstrip(". ") if found else str(error).split("\n", 1)[0]
+        if found and _CODE_RE.search(reason):
+            raise CheckpointError(
+                f"{path}: refused, not loaded: {reason}. Model and checkpoint files hold only tensors and plain "
+                "values; this one names code to run when opened. Use files from sources you trust"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
     found = payload.get("format") if isinstance(payload, dict) else None
     if found != expected_format:
