@@ -17,12 +17,12 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from itertools import islice
 from typing import Any, TypeVar
 
 from twingan.params import ExecutorParams
-from twingan.processes import worker_context
+from twingan.processes import worker_pool as process_pool
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def worker_pool(params: ExecutorParams) -> Iterator[Executor | None]:
     if params.kind != "process":
         yield None
         return
-    with ProcessPoolExecutor(max_workers=params.workers, mp_context=worker_context()) as pool:
+    with process_pool(params.workers) as pool:
         yield pool
 
 

@@ -1,9 +1,9 @@
 """The environment every stage runs Prefect (and DVC) in: local, offline, quiet.
 
-Prefect 3 needs no server: the first flow in a process starts a temporary local one (about 6 s with a
-migrated database, 13 s with a fresh one), later flows reuse it. Its home is `.prefect/` in the
-project so the database is migrated once, not per run. Telemetry of Prefect, DVC and Gradio is
-switched off, since these machines may have no route out and users should not be tracked by default.
+A stage's flows talk to a local Prefect API server that the stage starts and that ends with it, even
+when the stage is killed (flows/api_server.py). Its home is `.prefect/` in the project so the database
+is migrated once, not per run. Telemetry of Prefect, DVC and Gradio is switched off, since these
+machines may have no route out and users should not be tracked by default.
 Every value is only a default: set the variable yourself (for example `PREFECT_API_URL` of a running
 `prefect server start`) and it wins.
 """
@@ -46,17 +46,19 @@ def configure_environment(project_root: Path | None = None) -> dict[str, str]:
 
 @contextlib.contextmanager
 def stage_flow_settings() -> Iterator[None]:
-    """Settings for a stage's flow, run in-process by `dvc repro`.
+    """Settings for a stage's flow, run in-process by `dvc repro`: its API server (`local_api`), and no
+    heartbeat.
 
     Prefect's flow heartbeat (on by default) lets a server notice crashed runs of deployed flows; for a
     flow that lives and dies with its own process it only costs time: the engine waits for the
     heartbeat thread, which sleeps in 1 s steps, so every flow ended on a whole second (about 0.5 s
     lost per stage on average). `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set by the user still wins.
     """
-    if "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ:
-        yield
-        return
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    from flows.api_server import local_api
+
+    users = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ
+    quiet = contextlib.nullcontext() if users else temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with local_api(), quiet:
         yield

@@ -16,7 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from twingan.processes import worker_context
+from twingan.processes import worker_pool
 
 _WORKER: FaceFinder | None = None  # the finder of a worker process, built once by _start
 
@@ -136,8 +136,7 @@ class FacePool:
             raise ValueError(f"a face pool needs at least 1 worker, got {workers}")
         self.spec, self.resolution, self.workers = finder.spec, finder.resolution, workers
         # not fork: the parent holds torch's threads (twingan/processes.py)
-        self._pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_start,
-                                         initargs=(finder.spec, finder.resolution))  # fmt: skip
+        self._pool = worker_pool(workers, _start, (finder.spec, finder.resolution))
 
     def submit(self, path: Path, keep_photo: bool) -> Future[PhotoFaces]:
         return self._pool.submit(_find, path, keep_photo)

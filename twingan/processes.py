@@ -1,10 +1,25 @@
 """How this project starts worker processes: one rule for the stages' pools, the evaluation's detectors and
-the translator's face finders."""
+the translator's face finders, and one rule for how they end: with the process that started them.
+
+A stage killed with SIGKILL (or SIGTERM, which Python does not turn into an exception) runs no clean-up:
+its forkserver workers then wait forever on a task queue whose write end they hold themselves, and keep
+the forkserver and the resource tracker alive through the file descriptors they share. So every worker,
+and the Prefect API server a stage starts (flows/api_server.py), watches the process it serves and exits
+when that process is gone.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import BaseContext
+from typing import Any
 
 
 def worker_context() -> BaseContext:
@@ -14,3 +29,74 @@ def worker_context() -> BaseContext:
     must live in a module, not in a script's main block."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method)
+
+
+def _wait_for_exit(pid: int, poll_seconds: float) -> None:
+    """Return once process `pid` has ended: a pidfd where Linux has one (no polling), else polling."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # not Linux >= 5.3
+        handle = None
+    if handle is not None:
+        with contextlib.closing(_Fd(handle)):
+            select.select([handle], [], [])
+        return
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # alive, owned by someone else
+            pass
+        time.sleep(poll_seconds)
+
+
+class _Fd:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def exit_with(
+    pid: int, *, on_exit: Callable[[], None] | None = None, grace_seconds: float = 10.0, poll_seconds: float = 0.5
+) -> threading.Thread:
+    """End this process when process `pid` ends (a daemon thread watches it).
+
+    `on_exit` runs first (a server's own shutdown, say); whatever is still running `grace_seconds` later
+    is ended with `os._exit`, since the process it served is gone and nobody will read its results."""
+
+    def watch() -> None:
+        _wait_for_exit(pid, poll_seconds)
+        if on_exit is not None:
+            deadline = threading.Timer(grace_seconds, os._exit, args=(1,))
+            deadline.daemon = True
+            deadline.start()
+            on_exit()
+            return
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name=f"exit-with-{pid}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+    exit_with(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def worker_pool(
+    workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()
+) -> ProcessPoolExecutor:
+    """A process pool started as `worker_context` says, whose workers exit when this process is gone."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=worker_context(),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )

@@ -16,7 +16,6 @@ detector once (as the faces stage does). Results do not depend on the number of 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from preprocessing.faces.detectors import Face, make_detector
-from twingan.processes import worker_context
+from twingan.processes import worker_pool
 
 T = TypeVar("T")
 
@@ -70,8 +69,7 @@ def run_all(
     uses that many processes when there are enough images to pay for their start."""
     jobs = [(np.ascontiguousarray(rgb), upscale) for rgb in images]
     if workers > 1 and len(jobs) >= 4 * workers:
-        context = worker_context()  # not fork: this process holds torch's threads (twingan/processes.py)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(factory,)) as pool:
+        with worker_pool(workers, _start, (factory,)) as pool:  # not fork: this process holds torch's threads
             return list(tqdm(pool.map(_run, jobs, chunksize=4), total=len(jobs), desc=what, leave=False))
     function = factory()
     return [function(upscaled(rgb, size)) for rgb, size in tqdm(jobs, desc=what, leave=False)]

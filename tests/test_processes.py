@@ -1,0 +1,169 @@
+"""A stage that dies leaves no process behind: its pool workers, their forkserver and resource tracker, and
+its Prefect API server all exit once the stage process is gone (SIGKILL or SIGTERM, which run no clean-up)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, write_params
+
+BIN = Path(sys.executable).parent
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(processes: list[psutil.Process]) -> list[str]:
+    out = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{process.pid}: {' '.join(process.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _kill_and_check(stage: subprocess.Popen[bytes], sig: int, timeout: float = 20.0) -> None:
+    """Kill `stage` once its API server and pool workers run; every process it started must end."""
+
+    def started() -> bool:
+        commands = [" ".join(p.cmdline()) for p in _descendants(stage.pid) if p.is_running()]
+        workers = [c for c in commands if "multiprocessing.forkserver" in c or "multiprocessing.spawn" in c]
+        server = any("flows.api_server" in c or "prefect.server.api" in c for c in commands)  # ours, or Prefect's
+        return server and len(workers) >= 3  # forkserver + 2 workers
+
+    _wait_for(started, 120, "the stage's API server and pool workers")
+    children = _descendants(stage.pid)
+    os.kill(stage.pid, sig)
+    stage.wait(timeout=30)
+    _wait_for(lambda: not _alive(children), timeout, "the killed stage's processes to exit")
+
+
+def _noise_jpeg(seed: int, side: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (side // 16, side // 16, 3), dtype=np.uint8)
+    picture = Image.fromarray(small).resize((side, side), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(60):
+        (photos / f"p{i:03d}.jpg").write_bytes(_noise_jpeg(i, 1400))
+    executor = {"kind": "process", "workers": 2, "chunk_size": 1}
+    domain = {
+        "source": {"kind": "folder", "path": "photos"},
+        "detector": {"name": "dlib_hog", "options": {"upsample": 1, "predictor": "5"}},  # no max_side: slow
+        "align": {"method": "eyes", "size": 64},
+        "tagger": {"name": "none"},
+    }
+    write_params(tmp_path, {"human": domain}, ingest={"executor": executor}, faces={"executor": executor})
+    return tmp_path
+
+
+def _stage(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PREFECT_HOME=str(REPO / ".prefect" / f"pytest-kill-{os.getpid()}"))
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen(
+        [str(BIN / "twingan"), *args], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_faces_stage_leaves_no_process_behind(project: Path, sig: int) -> None:
+    ingest = _stage(project, "ingest", "--domain", "human")
+    assert ingest.wait(timeout=300) == 0
+    _kill_and_check(_stage(project, "faces", "--domain", "human"), sig)
+    assert not (project / "data" / "faces" / "human").exists()  # and nothing half-written was published
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from twingan.processes import worker_pool
+    pool = worker_pool(2)
+    futures = [pool.submit(time.sleep, 600) for _ in range(2)]
+    time.sleep(1.5)
+    print("ready", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_pool_workers_exit_when_their_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT], cwd=REPO, stdout=subprocess.PIPE)
+    assert parent.stdout is not None and parent.stdout.readline().strip() == b"ready"
+    children = _descendants(parent.pid)
+    assert len([c for c in children if "forkserver" in " ".join(c.cmdline())]) >= 3, _alive(children)
+    parent.kill()
+    parent.wait()
+    _wait_for(lambda: not _alive(children), 15, f"orphans to exit: {_alive(children)}")
+
+
+SERVER_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from flows.runtime import configure_environment
+    configure_environment()
+    from flows.api_server import local_api
+    with local_api() as url:
+        print(url, flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_the_api_server_answers_then_exits_with_its_stage(tmp_path: Path) -> None:
+    import httpx
+
+    env = dict(os.environ, PREFECT_HOME=str(REPO / ".prefect" / f"pytest-server-{os.getpid()}"))
+    env.pop("PREFECT_API_URL", None)
+    parent = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    url = parent.stdout.readline().decode().strip()
+    assert url.startswith("http://127.0.0.1:") and httpx.get(f"{url}/health", timeout=5).status_code == 200
+    children = _descendants(parent.pid)
+    assert any("flows.api_server" in " ".join(c.cmdline()) for c in children)
+    parent.kill()
+    parent.wait()
+    _wait_for(lambda: not _alive(children), 20, f"the server to exit: {_alive(children)}")
+
+
+def test_a_users_api_url_is_used_and_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import api_server
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(api_server.LocalApiServer, "start", lambda *a, **k: pytest.fail("started a server"))
+    with api_server.local_api() as url:
+        assert url == "http://127.0.0.1:9/api"
