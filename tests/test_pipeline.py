@@ -119,6 +119,11 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
 
     second = dvc(root, "repro")
     assert ran(second) == [], second
+    # A fresh clone's run leaves nothing stale (no pipeline that cannot run offline), and the committed
+    # outputs are the ones the code makes: the same weights as the committed metrics record.
+    assert "Data and pipelines are up to date" in dvc(root, "status")
+    committed = json.loads((REPO / "metrics/train.json").read_text())["weights_sha256"]
+    assert trained["weights_sha256"] == committed, "commit the outputs of `make demo` with the code that made them"
 
     extra = root / "extra" / "dog"
     extra.mkdir(parents=True)
