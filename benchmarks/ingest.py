@@ -25,6 +25,14 @@ Run from the project root:
     .venv/bin/python benchmarks/ingest.py [--source DIR] [--repeat N] [--chunk-size N] [--generate N]
 Without --source it reads ../shared/data/real/human (relative to the project root); where that folder is
 absent it generates photo-like JPEGs from scikit-image's sample photographs instead, and says so.
+
+    .venv/bin/python benchmarks/ingest.py --memory [--members N] [--member-mb MB] [--workers N]
+measures memory instead: the README promises that a compressed tar, which can only be read front to
+back, is ingested with bounded memory. It writes N files of MB megabytes (a small JPEG padded with
+random bytes, so each is stored as an image and none compresses) as a folder and as a .tar.gz of the
+same files, runs the stage on each (`kind: thread`, as shipped) in a fresh child process of its own,
+and prints each child's peak RSS (VmHWM; the work runs in that process's threads) and their ratio.
+The Prefect API server is another process, the same for both, and not counted.
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "real" / "human"
@@ -315,6 +327,128 @@ def max_rss_mib(who: int) -> float:
 # -------------------------------------------------------------------------------------------- benchmark
 
 
+# ----------------------------------------------------------------------------------------------- memory
+
+
+def padded_jpeg(index: int, size: int, rng: np.random.Generator) -> bytes:
+    """A valid 256 px JPEG followed by random bytes up to `size`: decoders stop at its end marker, so it
+    is stored like a large photo, and its bytes neither compress nor repeat."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90, comment=f"member {index}".encode())
+    head = buffer.getvalue()
+    return head + rng.bytes(max(0, size - len(head)))
+
+
+def make_memory_sources(folder: Path, archive: Path, members: int, member_bytes: int) -> None:
+    """The same files as a folder and as a .tar.gz (gzip level 1: the members are incompressible anyway)."""
+    import tarfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for index in range(members):
+            path = folder / f"photo_{index:04d}.jpg"
+            path.write_bytes(padded_jpeg(index, member_bytes, rng))
+            tar.add(path, arcname=path.name)
+
+
+def own_rss_mib(key: str) -> float:
+    """This process's VmHWM (peak) or VmRSS (now) from /proc, else ru_maxrss. Not ru_maxrss alone: Linux
+    starts a child's ru_maxrss at the RSS of the process that forked it."""
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    return max_rss_mib(resource.RUSAGE_SELF)
+
+
+def memory_child(kind: str, path: Path, workers: int) -> int:
+    """In a fresh process: run the stage on `path` and print its peak RSS and what it stored, as JSON."""
+    import json
+
+    import yaml
+
+    from flows.ingest import run_ingest
+    from preprocessing.schemas import RAW_MANIFEST
+    from twingan.params import load_params
+    from twingan.parquet import read_table
+
+    project = Path(tempfile.mkdtemp(prefix="ingest-bench-memory-"))
+    try:
+        params = {
+            "domains": {DOMAIN: {"source": {"kind": kind, "path": str(path)}}},
+            "ingest": {"executor": {"kind": "thread", "workers": workers}},
+        }
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        started_rss = own_rss_mib("VmRSS")
+        started = time.perf_counter()
+        metrics = run_ingest(load_params(project / "params.yaml"), DOMAIN)
+        seconds = time.perf_counter() - started
+        manifest = read_table(project / "data" / "raw" / DOMAIN / "manifest.parquet", RAW_MANIFEST)
+        ids = manifest.column("id").to_pylist()
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+    report = {
+        "peak_mib": own_rss_mib("VmHWM"),
+        "before_mib": started_rss,
+        "seconds": seconds,
+        "stored": metrics["stored"],
+        "ids": sorted(ids),
+    }
+    print("MEMORY " + json.dumps(report), flush=True)
+    return 0
+
+
+def run_memory_child(kind: str, path: Path, workers: int) -> dict[str, object]:
+    import json
+    import subprocess
+
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", kind, str(path), "--workers"]
+    done = subprocess.run([*command, str(workers)], capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("MEMORY ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"memory child for {kind} {path} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1].removeprefix("MEMORY "))
+
+
+def memory_benchmark(members: int, member_mb: float, workers: int) -> int:
+    member_bytes = int(member_mb * 1e6)
+    total = members * member_bytes
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-memory-src-") as tmp:
+        folder, archive = Path(tmp) / "photos", Path(tmp) / "photos.tar.gz"
+        print(
+            f"memory benchmark: {members} members of {member_bytes / 1e6:.1f} MB ({total / 1e6:.0f} MB), "
+            f"as a folder and as a .tar.gz; ingest.executor kind thread, workers {workers}, chunk_size 256",
+            flush=True,
+        )
+        make_memory_sources(folder, archive, members, member_bytes)
+        results = {}
+        for label, kind, path in (("folder", "folder", folder), ("tar.gz", "archive", archive)):
+            results[label] = result = run_memory_child(kind, path, workers)
+            print(
+                f"  {label:<7} peak RSS {result['peak_mib']:7.0f} MiB (before the flow {result['before_mib']:4.0f} "
+                f"MiB)   {result['seconds']:6.2f} s   stored {result['stored']}",
+                flush=True,
+            )
+    folder_peak, tar_peak = results["folder"]["peak_mib"], results["tar.gz"]["peak_mib"]
+    print(f"peak RSS, .tar.gz / folder: {tar_peak / folder_peak:.2f}x ({tar_peak - folder_peak:+.0f} MiB)")
+    if results["folder"]["ids"] != results["tar.gz"]["ids"] or results["folder"]["stored"] != members:
+        print("check FAILED: the folder and the .tar.gz did not store the same images")
+        return 1
+    print(f"check OK: both stored the same {members} images (the same SHA-256s)")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- benchmark
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
@@ -342,7 +476,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="benchmark N generated photo-like JPEGs instead of a folder",
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure peak RSS of a .tar.gz against the same files as a folder instead of throughput",
+    )
+    parser.add_argument("--members", type=int, default=40, help="--memory: number of files (default 40)")
+    parser.add_argument("--member-mb", type=float, default=20.0, help="--memory: megabytes per file (default 20)")
+    parser.add_argument("--workers", type=int, default=2, help="--memory: ingest.executor.workers (default 2)")
+    parser.add_argument("--memory-child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.members < 1 or args.member_mb <= 0 or args.workers < 1:
+        parser.error("--members, --member-mb and --workers must be positive")
     if args.repeat < 1 or args.chunk_size < 1 or args.generate < 0 or args.copies < 1:
         parser.error("--repeat and --chunk-size must be at least 1, --generate at least 0")
     if args.source is not None and not args.source.is_dir():
@@ -357,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before anything imports Prefect: PREFECT_HOME is the project's .prefect/, telemetry off.
     configure_environment(REPO)
+    if args.memory_child:
+        kind, path = args.memory_child
+        return memory_child(kind, Path(path), args.workers)
+    if args.memory:
+        return memory_benchmark(args.members, args.member_mb, args.workers)
 
     generated: tempfile.TemporaryDirectory[str] | None = None
     if args.source is not None:

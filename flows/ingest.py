@@ -23,13 +23,13 @@ from tqdm import tqdm
 from flows.executor import (
     balanced_chunks,
     chunk_size_for,
-    chunked,
     make_task_runner,
     map_bounded,
     run_on,
     worker_pool,
 )
 from flows.runtime import stage_flow_settings
+from preprocessing.ingest import stream
 from preprocessing.ingest.inspect import ChunkJob, Record, process_chunk
 from preprocessing.ingest.outputs import assemble, prune_store
 from preprocessing.ingest.sources import SourceItem, archive_kind, check_archive, list_source
@@ -85,9 +85,11 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     started = time.perf_counter()
     listing = list_source(source, source_path, settings.max_bytes)
     executor = settings.executor
-    if source.kind == "archive" and archive_kind(source_path) == "tar-stream":
-        # Compressed tar: read front to back while the workers run, never all in memory.
-        total, chunks = None, chunked(listing, executor.chunk_size)
+    window = 2 * executor.workers
+    streamed = source.kind == "archive" and archive_kind(source_path) == "tar-stream"
+    in_flight = stream.BytesInFlight(budget=stream.STREAM_BYTES_PER_WORKER * executor.workers)
+    if streamed:  # compressed tar: read front to back while the workers run, its bytes bounded
+        total = None
     else:  # random access: list up front, for a progress bar and chunks of equal work
         items = list(listing)
         total = len(items)
@@ -99,9 +101,31 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     task_fn = ingest_chunk.with_options(retries=executor.task_retries)
     records: list[Record] = []
     with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img", disable=None) as bar:
-        for result in map_bounded(lambda chunk: task_fn.submit(chunk, job, pool), chunks, window=2 * executor.workers):
+
+        def submit(chunk: list[SourceItem]) -> Any:
+            return task_fn.submit(chunk, job, pool)
+
+        if streamed:
+            results = stream.map_streamed(
+                submit,
+                listing,
+                chunk_size=executor.chunk_size,
+                window=window,
+                in_flight=in_flight,
+                chunk_bytes=stream.STREAM_CHUNK_BYTES,
+            )
+        else:
+            results = map_bounded(submit, chunks, window=window)
+        for result in results:
             records.extend(result)
             bar.update(len(result))
+    if streamed:
+        log.info(
+            "ingest@%s: at most %.1f MB of member bytes read ahead of the workers (bound %.1f MB plus one member)",
+            domain,
+            in_flight.peak / 1e6,
+            in_flight.budget / 1e6,
+        )
 
     result = assemble(domain, source.path.as_posix(), records)
     pruned = prune_store(staging, result.manifest)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.ingest.inspect import Record
+from preprocessing.ingest.names import storable_text
 from preprocessing.ingest.reasons import ALL_REASONS, Reason
 
 
@@ -50,7 +51,7 @@ def assemble(domain: str, source_uri: str, records: Iterable[Record]) -> IngestR
                 "id": sha,
                 "domain": domain,
                 "source_uri": source_uri,
-                "member": first.member,
+                "member": storable_text(first.member),
                 "path": first.path,
                 "format": first.format,
                 "mode": first.mode,
@@ -72,9 +73,11 @@ def assemble(domain: str, source_uri: str, records: Iterable[Record]) -> IngestR
 def _reject_row(source_uri: str, record: Record, reason: str, detail: str) -> dict[str, Any]:
     return {
         "source_uri": source_uri,
-        "member": record.member,
+        # Members are printable by construction (names.member_name); details quote paths and errors
+        # (a symlink's target), which may hold surrogate escapes that Parquet refuses.
+        "member": storable_text(record.member),
         "reason": reason,
-        "detail": detail,
+        "detail": storable_text(detail),
         "byte_size": record.byte_size,
         "sha256": record.sha256,
         "duplicate_of": None,

@@ -2,8 +2,14 @@
 
 Listing runs once, in the flow's process; reading runs in the workers. Items are small picklable
 records, so a chunk of them can go to a thread, a process or a Dask worker. A compressed tar can only
-be read front to back, so its listing reads the bytes as it goes and ships them with the item; every
-other source is read by the workers in parallel.
+be read front to back, so its listing reads the bytes as it goes and ships them with the item (the flow
+bounds how many such bytes are in flight: preprocessing/ingest/stream.py); every other source is read
+by the workers in parallel.
+
+Members are named as preprocessing/ingest/names.py says: printable text from which the name's bytes
+can be recovered, whatever their encoding. An archive may hold several members of one name (a zip
+appended to, `tar -r`); each is read from its own entry, and the n-th of a name is recorded as
+`<name>#<n>` (n from 2, in archive order), so that every row of the manifest names one member.
 
 Nothing is ever extracted by member name: the store is content-addressed, so an archive member called
 `../../etc/passwd` cannot write outside the output. Such names are still rejected, because a source
@@ -19,10 +25,13 @@ import tarfile
 import threading
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
+from preprocessing.ingest.names import member_name
 from preprocessing.ingest.reasons import Reason
 from twingan.params import ArchiveSource, FolderSource
 
@@ -42,10 +51,10 @@ class ItemReadError(Exception):
 class SourceItem:
     """One candidate image. `kind` says how a worker reads it (see `read_item`)."""
 
-    member: str  # path inside the source, '/'-separated: the lineage a user sees
+    member: str  # path inside the source, '/'-separated, as names.member_name writes it: the lineage a user sees
     kind: str  # "file" | "zip" | "tar" | "inline" | "rejected"
     location: str = ""  # file path, or archive path
-    offset: int = 0  # tar: where the member's data starts
+    offset: int = 0  # tar: where the member's data starts; zip: the member's index in the central directory
     size: int = -1  # declared size when known before reading (-1: unknown)
     data: bytes | None = None  # inline: bytes read while listing a compressed tar
     reason: Reason | None = None  # rejected while listing
@@ -82,14 +91,19 @@ def list_folder(root: Path, source: FolderSource) -> Iterator[SourceItem]:
         for name in list(dirs):
             if (here / name).is_symlink():
                 dirs.remove(name)
-                member = (here / name).relative_to(root).as_posix()
+                member = _folder_member(here / name, root)
                 yield SourceItem(member, "rejected", reason=Reason.NOT_A_FILE, detail="symlinked folder not followed")
         for name in sorted(files):
             path = here / name
-            member = path.relative_to(root).as_posix()
+            member = _folder_member(path, root)
             if not wanted(member):
                 continue
             yield _folder_item(path, member, real_root)
+
+
+def _folder_member(path: Path, root: Path) -> str:
+    """os.walk gives names it cannot decode as surrogate escapes; os.fsencode restores their bytes."""
+    return member_name(os.fsencode(path.relative_to(root).as_posix()))
 
 
 def _folder_item(path: Path, member: str, real_root: Path) -> SourceItem:
@@ -141,16 +155,36 @@ def archive_kind(path: Path) -> str:
     raise SourceError(f"{path}: not a zip or tar archive (zip, tar, tar.gz, tar.bz2, tar.xz are read)")
 
 
+def _open_zip(path: Path | str) -> zipfile.ZipFile:
+    """A ZipFile, or SourceError naming the file when its central directory cannot be read."""
+    try:
+        return zipfile.ZipFile(path)
+    except UnicodeDecodeError as error:  # zipfile decodes flagged names strictly, and gives up on the archive
+        raise SourceError(
+            f"{path}: cannot read the zip directory: a member name flagged as UTF-8 is not UTF-8 ({error})"
+        ) from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise SourceError(f"{path}: cannot read the zip directory: {error}") from None
+
+
 def check_archive(path: Path) -> str:
     """Fail now, with the file's name, if the archive cannot be listed at all; return its kind."""
     kind = archive_kind(path)
     if kind == "zip":
-        try:
-            with zipfile.ZipFile(path):
-                pass
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise SourceError(f"{path}: cannot read the zip directory: {error}") from None
+        _open_zip(path).close()
     return kind
+
+
+class _Occurrences:
+    """Names repeated in one archive: the first keeps its name, the n-th becomes `<name>#<n>`."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[str] = Counter()
+
+    def __call__(self, name: str) -> str:
+        self._seen[name] += 1
+        count = self._seen[name]
+        return name if count == 1 else f"{name}#{count}"
 
 
 def list_archive(path: Path, source: ArchiveSource, max_bytes: int) -> Iterator[SourceItem]:
@@ -162,17 +196,24 @@ def list_archive(path: Path, source: ArchiveSource, max_bytes: int) -> Iterator[
         yield from _list_tar(path, wanted, max_bytes, stream=kind == "tar-stream")
 
 
+def _zip_name_bytes(info: zipfile.ZipInfo) -> bytes:
+    """The name's bytes as stored: zipfile decodes names without the UTF-8 flag (bit 11) as cp437,
+    which maps every byte to one character and back."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+
+
 def _list_zip(path: Path, wanted: NameFilter, max_bytes: int) -> Iterator[SourceItem]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise SourceError(f"{path}: cannot read the zip directory: {error}") from None
-    for info in sorted(infos, key=lambda i: i.filename):
-        name = info.filename
-        if info.is_dir() or not wanted(name):
-            continue
-        unsafe = unsafe_member_name(name)
+    with _open_zip(path) as archive:
+        infos = archive.infolist()
+    repeated = _Occurrences()
+    entries: list[tuple[str, int, zipfile.ZipInfo]] = []
+    for index, info in enumerate(infos):  # central directory order: "#2" is the second of a name
+        base = member_name(_zip_name_bytes(info))
+        if not info.is_dir() and wanted(base):
+            entries.append((repeated(base), index, info))
+    for name, index, info in sorted(entries, key=lambda entry: entry[0]):
+        # orig_filename: ZipInfo.filename is cut at a NUL, which would hide it from the check.
+        unsafe = unsafe_member_name(info.orig_filename)
         if unsafe:
             yield SourceItem(name, "rejected", reason=Reason.UNSAFE_PATH, detail=unsafe)
         elif stat.S_ISLNK(info.external_attr >> 16):
@@ -187,19 +228,24 @@ def _list_zip(path: Path, wanted: NameFilter, max_bytes: int) -> Iterator[Source
                 detail=f"{info.file_size} bytes > ingest.max_bytes {max_bytes}",
             )
         else:
-            yield SourceItem(name, "zip", location=str(path), size=info.file_size)
+            yield SourceItem(name, "zip", location=str(path), offset=index, size=info.file_size)
 
 
 def _list_tar(path: Path, wanted: NameFilter, max_bytes: int, stream: bool) -> Iterator[SourceItem]:
     last = "<start>"
+    repeated = _Occurrences()
+    # surrogateescape (whatever the locale): a name that is not UTF-8 keeps its bytes, for member_name.
+    mode = "r|*" if stream else "r:"
     try:
-        with tarfile.open(path, "r|*" if stream else "r:") as archive:
+        with tarfile.open(path, mode, encoding="utf-8", errors="surrogateescape") as archive:
             for member in archive:
-                name = member.name
-                if member.isdir() or not wanted(name):
+                if member.isdir():
                     continue
-                last = name
-                unsafe = unsafe_member_name(name)
+                base = member_name(member.name.encode("utf-8", "surrogateescape"))
+                if not wanted(base):
+                    continue
+                name = last = repeated(base)
+                unsafe = unsafe_member_name(member.name)
                 if unsafe:
                     yield SourceItem(name, "rejected", reason=Reason.UNSAFE_PATH, detail=unsafe)
                 elif not member.isfile():
@@ -213,7 +259,7 @@ def _list_tar(path: Path, wanted: NameFilter, max_bytes: int, stream: bool) -> I
                         detail=f"{member.size} bytes > ingest.max_bytes {max_bytes}",
                     )
                 elif stream:
-                    yield _read_streamed(archive, member)
+                    yield _read_streamed(archive, member, name)
                 else:
                     yield SourceItem(name, "tar", location=str(path), offset=member.offset_data, size=member.size)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
@@ -226,17 +272,29 @@ def _list_tar(path: Path, wanted: NameFilter, max_bytes: int, stream: bool) -> I
         )
 
 
-def _read_streamed(archive: tarfile.TarFile, member: tarfile.TarInfo) -> SourceItem:
+_READ_BLOCK = 1 << 20
+
+
+def _read_blocks(handle: BinaryIO, size: int) -> bytes:
+    """At most `size` bytes, read in 1 MiB blocks: tarfile's read() of a whole streamed member makes
+    several copies of it while joining the decompressed pieces."""
+    blocks = []
+    left = size
+    while left > 0 and (block := handle.read(min(left, _READ_BLOCK))):
+        blocks.append(block)
+        left -= len(block)
+    return b"".join(blocks)
+
+
+def _read_streamed(archive: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> SourceItem:
     try:
         handle = archive.extractfile(member)
-        data = handle.read() if handle else b""
+        data = _read_blocks(handle, member.size) if handle else b""
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        return SourceItem(member.name, "rejected", reason=Reason.UNREADABLE, detail=str(error))
+        return SourceItem(name, "rejected", reason=Reason.UNREADABLE, detail=str(error))
     if len(data) != member.size:
-        return SourceItem(
-            member.name, "rejected", reason=Reason.UNREADABLE, detail=f"read {len(data)} of {member.size} bytes"
-        )
-    return SourceItem(member.name, "inline", size=member.size, data=data)
+        return SourceItem(name, "rejected", reason=Reason.UNREADABLE, detail=f"read {len(data)} of {member.size} bytes")
+    return SourceItem(name, "inline", size=member.size, data=data)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -244,14 +302,15 @@ def _read_streamed(archive: tarfile.TarFile, member: tarfile.TarInfo) -> SourceI
 _open_zips = threading.local()
 
 
-def _zip_for(location: str) -> zipfile.ZipFile:
-    """One open ZipFile per archive and thread: parsing CelebA's directory once, not per chunk."""
-    cache: dict[str, zipfile.ZipFile] = getattr(_open_zips, "cache", None) or {}
+def _zip_for(location: str) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """One open ZipFile per archive and thread, with its entries: parsing CelebA's directory once, not
+    per chunk."""
+    cache: dict[str, tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]] = getattr(_open_zips, "cache", None) or {}
     _open_zips.cache = cache
-    archive = cache.get(location)
-    if archive is None:
-        archive = cache[location] = zipfile.ZipFile(location)
-    return archive
+    if location not in cache:
+        archive = _open_zip(location)
+        cache[location] = archive, archive.infolist()
+    return cache[location]
 
 
 def read_item(item: SourceItem, max_bytes: int) -> bytes:
@@ -268,7 +327,9 @@ def read_item(item: SourceItem, max_bytes: int) -> bytes:
                     raise ItemReadError(Reason.TOO_LARGE, f"{size} bytes > ingest.max_bytes {max_bytes}")
                 return handle.read(max_bytes + 1)
         if item.kind == "zip":
-            with _zip_for(item.location).open(item.member) as handle:
+            # By entry, not by name: open(name) gives the last member of that name.
+            archive, entries = _zip_for(item.location)
+            with archive.open(entries[item.offset]) as handle:
                 data = handle.read(max_bytes + 1)
             if len(data) > max_bytes:
                 raise ItemReadError(Reason.TOO_LARGE, f"more than ingest.max_bytes {max_bytes} bytes")
@@ -282,7 +343,16 @@ def read_item(item: SourceItem, max_bytes: int) -> bytes:
             return data
     except ItemReadError:
         raise
-    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        SourceError,
+        IndexError,
+    ) as error:
         raise ItemReadError(Reason.UNREADABLE, f"{type(error).__name__}: {error}") from None
     raise ValueError(f"unknown item kind {item.kind!r}")
 
