@@ -5,9 +5,15 @@ Writes (published in one rename when the crawl has finished):
   manifest.parquet           the raw manifest (preprocessing.schemas.RAW_MANIFEST): one row per distinct
                              image, `source_uri` = game page, `member` = image URL
   rejects.parquet            failed downloads with their reason, and duplicate images
-  pages.parquet              game and character metadata (scraping.schemas.CRAWL_PAGES)
-and `metrics/scrape/<crawl>.json`. A domain reads the crawl with `source: {kind: folder, path:
-data/scrape/<crawl>/images}`; ids are SHA-256s, so each image joins back to its page.
+  pages.parquet              game and character metadata (scraping.schemas.CRAWL_PAGES); a page the age
+                             gate kept has page_status `gated`, one that could not be fetched or decoded
+                             `failed` with the reason in page_failure, a portrait on another site
+                             image_status `offsite` (and a reject row)
+and `metrics/scrape/<crawl>.json` (pages by status, failed pages by reason, month listings the gate kept
+or that failed, image errors by reason). A crawl with failed pages or listings still publishes: what it
+read, and what it did not, with why; errors are not cached, so the next run fetches those again. A
+domain reads the crawl with `source: {kind: folder, path: data/scrape/<crawl>/images}`; ids are SHA-256s,
+so each image joins back to its page.
 
 The crawl itself is Scrapy's job (concurrency, politeness, retries); this module runs it and builds the
 tables. State kept between runs in `data/scrape-cache/<crawl>/` (a persistent DVC output): `http/`, the
@@ -30,7 +36,7 @@ from typing import Any
 from preprocessing.ingest.outputs import prune_store
 from preprocessing.ingest.reasons import Reason
 from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
-from scraping.schemas import CRAWL_PAGES
+from scraping.schemas import CRAWL_PAGES, PAGE_STATUSES, UNREAD_STATUSES
 from twingan.atomic import partial_dir, publish_dir, write_json_atomic
 from twingan.params import CrawlParams, LoadedParams
 from twingan.parquet import table_from_rows, write_table
@@ -106,12 +112,36 @@ def run_crawl(crawl: CrawlParams, paths: CrawlPaths) -> dict[str, Any]:
     return closed
 
 
-def _read_items(path: Path) -> tuple[dict[int, dict[str, Any]], dict[tuple[int, str], dict[str, Any]]]:
-    """Items by game and by (game, image URL); a resumed or restarted crawl may have logged some twice."""
-    pages: dict[int, dict[str, Any]] = {}
-    characters: dict[tuple[int, str], dict[str, Any]] = {}
+@dataclass
+class CrawlItems:
+    """What a crawl logged: pages by game, characters by (game, image URL), listing pages by URL."""
+
+    pages: dict[int, dict[str, Any]]
+    characters: dict[tuple[int, str], dict[str, Any]]
+    listings: dict[str, dict[str, Any]]
+
+    @property
+    def gated_months(self) -> set[str]:
+        """Months with a listing page the age gate kept (and no later record that read it)."""
+        return {listing["month"] for listing in self.listings.values() if listing["status"] == "gated"}
+
+    @property
+    def failed_listings(self) -> list[dict[str, Any]]:
+        """Listing pages that could not be fetched or decoded (and no later record that read them), by URL."""
+        return [self.listings[url] for url in sorted(self.listings) if self.listings[url]["status"] == "failed"]
+
+
+def _keep(known: dict[str, Any] | None, item: dict[str, Any]) -> bool:
+    """Whether `item` replaces the record `known` of the same page: the first wins, except that a record that did not
+    read the page (gated, failed) gives way to a later one that did (a resumed or restarted crawl got through)."""
+    return known is None or (known["status"] in UNREAD_STATUSES and item["status"] not in UNREAD_STATUSES)
+
+
+def _read_items(path: Path) -> CrawlItems:
+    """The logged items; a resumed or restarted crawl may have logged some twice (see `_keep`)."""
+    items = CrawlItems({}, {}, {})
     if not path.exists():
-        return pages, characters
+        return items
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             try:
@@ -120,15 +150,22 @@ def _read_items(path: Path) -> tuple[dict[int, dict[str, Any]], dict[tuple[int, 
                 log.warning("scrape: %s line %d is not JSON (a cut write); skipped", path.name, number)
                 continue
             if item.get("kind") == "page":
-                pages.setdefault(item["game_id"], item)
+                if _keep(items.pages.get(item["game_id"]), item):
+                    items.pages[item["game_id"]] = item
             elif item.get("kind") == "character":
-                characters.setdefault((item["game_id"], item["image_url"]), item)
-    return pages, characters
+                items.characters.setdefault((item["game_id"], item["image_url"]), item)
+            elif item.get("kind") == "listing" and _keep(items.listings.get(item["url"]), item):
+                items.listings[item["url"]] = item
+    return items
 
 
 def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
     """Manifest, rejects, pages and metrics from the logged items: sorted, so the bytes are reproducible."""
-    pages, characters = _read_items(items_file)
+    items = _read_items(items_file)
+    pages, characters = items.pages, items.characters
+    unknown = sorted({page["status"] for page in pages.values()} - set(PAGE_STATUSES))
+    if unknown:
+        raise ValueError(f"crawl_pages: page status {unknown} is not one of {PAGE_STATUSES} (scraping/schemas.py)")
     stored: dict[str, list[dict[str, Any]]] = {}
     rejects: list[dict[str, Any]] = []
     failures: Counter[str] = Counter()
@@ -195,6 +232,7 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
             "game_id": game_id,
             "page_url": page["page_url"],
             "page_status": page["status"],
+            "page_failure": (page.get("failure") or "unknown") if page["status"] == "failed" else None,
             "title": page.get("title"),
             "brand": page.get("brand"),
             "release_date": page.get("release_date"),
@@ -232,9 +270,15 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
                 }
             )
     page_counts = Counter(page["status"] for page in pages.values())
+    page_failures = Counter(row["page_failure"] for row in rows if row["page_status"] == "failed")
+    listing_failures = Counter(listing.get("failure") or "unknown" for listing in items.failed_listings)
     metrics = {
         "pages": len(pages),
-        "pages_by_status": {k: page_counts.get(k, 0) for k in ("ok", "no_characters", "missing", "not_a_game")},
+        "pages_by_status": {k: page_counts.get(k, 0) for k in PAGE_STATUSES},
+        "pages_failed_by_reason": dict(sorted(page_failures.items())),
+        "listings_gated": len(items.gated_months),
+        "listings_failed": len(items.failed_listings),
+        "listings_failed_by_reason": dict(sorted(listing_failures.items())),
         "portraits": len(characters),
         "images_stored": len(manifest),
         "duplicates": sum(row["duplicates"] for row in manifest),
@@ -242,6 +286,11 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
         "bytes_stored": sum(row["byte_size"] for row in manifest),
     }
     return {"manifest": manifest, "rejects": rejects, "pages": rows, "metrics": metrics}
+
+
+def _counts(by_reason: dict[str, int]) -> str:
+    """`{"http_503": 2, "timeout": 1}` as "http_503 x2, timeout x1", for a log line."""
+    return ", ".join(f"{reason} x{count}" for reason, count in by_reason.items()) or "none"
 
 
 def run_scrape(loaded: LoadedParams, name: str) -> dict[str, Any]:
@@ -284,6 +333,27 @@ def run_scrape(loaded: LoadedParams, name: str) -> dict[str, Any]:
     shutil.rmtree(paths.jobdir, ignore_errors=True)
     write_json_atomic(paths.metrics, tables["metrics"])
     m = tables["metrics"]
+    if m["pages_by_status"]["gated"] or m["listings_gated"]:
+        log.warning(
+            "scrape@%s: the age gate kept %d game pages and %d month listings even with gc=gc (page_status "
+            "'gated' in pages.parquet): the site's gate may have changed",
+            name,
+            m["pages_by_status"]["gated"],
+            m["listings_gated"],
+        )
+    if m["pages_by_status"]["failed"] or m["listings_failed"]:
+        undecodable = "undecodable" in {*m["pages_failed_by_reason"], *m["listings_failed_by_reason"]}
+        log.warning(
+            "scrape@%s: %d game page(s) and %d listing page(s) could not be read (pages: %s; listings: %s): "
+            "page_status 'failed' and page_failure in pages.parquet, counts in the metrics. Errors are not cached, "
+            "so running the crawl again fetches them%s",
+            name,
+            m["pages_by_status"]["failed"],
+            m["listings_failed"],
+            _counts(m["pages_failed_by_reason"]),
+            _counts(m["listings_failed_by_reason"]),
+            " (not the undecodable ones: the HTTP cache keeps them as the site served them)" if undecodable else "",
+        )
     log.info(
         "scrape@%s: %d pages, %d portraits, %d images stored (%d duplicates), errors %s -> %s",
         name,

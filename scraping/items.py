@@ -1,4 +1,6 @@
-"""What the Getchu spider yields: one `GamePageItem` per product page, one `CharacterItem` per portrait.
+"""What the Getchu spider yields: one `GamePageItem` per product page, one `CharacterItem` per portrait, and a
+`ListingItem` per month listing page: read (`ok`), kept by the age gate (`gated`) or not fetched (`failed`), so a
+lost listing is counted, not silent, and a later read of it (a resumed crawl) cancels an earlier loss.
 
 Plain dicts with known keys (Scrapy items are dicts underneath); `flows/scrape.py` turns the collected
 items into `pages.parquet` and the raw manifest, so their keys are the columns of those tables.
@@ -6,14 +8,15 @@ items into `pages.parquet` and the raw manifest, so their keys are the columns o
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class GamePageItem(TypedDict):
     kind: str  # "page"
     game_id: int
     page_url: str
-    status: str  # ok | no_characters | missing | not_a_game
+    status: str  # one of scraping.schemas.PAGE_STATUSES
+    failure: NotRequired[str]  # status failed: why (scraping/failures.py), pages.parquet's page_failure
     title: str | None
     brand: str | None
     release_date: str | None
@@ -36,3 +39,12 @@ class CharacterItem(TypedDict, total=False):
     fullbody_url: str | None
     standard_name: bool
     image: dict[str, Any]  # set by the images pipeline: status, reason, path, sha256, size, format, ...
+    # (set by the spider instead for a portrait on another site: failed, reason "offsite"; it is not fetched)
+
+
+class ListingItem(TypedDict):
+    kind: str  # "listing"
+    month: str  # YYYY-MM
+    url: str  # the listing page as first requested (before the gate retry and redirects): one key per page
+    status: str  # ok | gated | failed
+    failure: NotRequired[str]  # status failed: why (scraping/failures.py)

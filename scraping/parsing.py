@@ -12,7 +12,8 @@ Why it is written this way (see ../shared/research/getchu.md):
 - Listing pages carry links that are not part of the listing (sidebar CDs, menus, commented-out HTML, cart links on
   another host, recommendations on empty searches); only links inside the listing region are entries (section 4.1).
 - Product pages contain many images whose ``alt`` mentions キャラ; only images in column 1 of the character table,
-  on the page's host under ``/brandnew/``, are portraits (section 4.2).
+  on the page's site under ``/brandnew/``, are portraits (section 4.2). The site is the page's host, whether a link
+  says http or https (the https pages still write ``http://www.getchu.com/...``, section 2.2): see `on_site`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import datetime as _dt
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
 from parsel import Selector
 
@@ -40,6 +41,8 @@ __all__ = [
     "game_id_from_url",
     "gate_target",
     "is_age_gate",
+    "is_gate_url",
+    "on_site",
     "page_charset",
     "parse_game_page",
     "parse_listing",
@@ -165,25 +168,53 @@ def game_id_from_url(url: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _host_key(url: str) -> tuple[str, int | None]:
-    """Host and effective port: an absolute link counts as on-site only when this equals the page's."""
-    parts = urlsplit(url)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The port a URL reaches: the written one, else its scheme's default (None for a malformed port)."""
     try:
         port = parts.port
     except ValueError:
-        port = None
-    if port is None:
-        port = {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.hostname or "", port)
+        return None
+    return port if port is not None else _DEFAULT_PORTS.get(parts.scheme)
 
 
-def _same_host(a: str, b: str) -> bool:
-    return _host_key(a) == _host_key(b)
+def on_site(url: str, page_url: str) -> str | None:
+    """`url` as the page's own site serves it (the page's scheme and host:port), or None when it is another site.
+
+    The same scheme, host and port is the site. So is the same host under the other of http and https at that
+    scheme's default port: Getchu's https pages still write ``http://www.getchu.com/brandnew/...`` (research 2.2),
+    and comparing ports (80 against 443) judged every such portrait off-site. Those are fetched over the page's
+    scheme, as the page was, and any on-site URL is written with the page's netloc so that one image has one URL
+    whichever form a page used. Another host, another port of the same scheme, or a scheme other than http(s) is
+    another site.
+    """
+    parts, page = urlsplit(url.strip()), urlsplit(page_url.strip())
+    if parts.scheme not in _DEFAULT_PORTS or page.scheme not in _DEFAULT_PORTS:
+        return None
+    if not parts.hostname or parts.hostname != page.hostname:
+        return None
+    port, page_port = _port(parts), _port(page)
+    if port is None or page_port is None:
+        return None
+    if parts.scheme == page.scheme:
+        if port != page_port:
+            return None
+    elif port != _DEFAULT_PORTS[parts.scheme]:
+        return None
+    netloc = page.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(scheme=page.scheme, netloc=netloc))
+
+
+def is_gate_url(url: str) -> bool:
+    """True for a URL of the age-gate page itself (``/php/attestation.html``), e.g. where a redirect points."""
+    return urlsplit(url.strip()).path.endswith(_GATE_PATH)
 
 
 def is_age_gate(html: str, url: str) -> bool:
     """True for the age-verification page: its path (after redirects) or a <title> containing 年齢認証."""
-    if urlsplit(url.strip()).path.endswith(_GATE_PATH):
+    if is_gate_url(url):
         return True
     m = _TITLE_RE.search(html)
     return bool(m and "年齢認証" in m.group(1))
@@ -194,10 +225,11 @@ def gate_target(url: str) -> str | None:
 
     The server percent-encodes aurl (``aurl=http%3A%2F%2F...``), which parse_qsl undoes. Older gates pasted the URL
     raw, so its own ``&`` parameters fall into the gate's query: then everything after ``aurl=`` is the target.
-    A relative aurl is joined against the gate URL. None when `url` is not a gate URL or has no aurl.
+    A relative aurl is joined against the gate URL, and an aurl on the gate's own site under the other of http and
+    https is put on the gate's scheme (`on_site`). None when `url` is not a gate URL or has no aurl.
     """
     parts = urlsplit(url.strip())
-    if not parts.path.endswith(_GATE_PATH):
+    if not is_gate_url(url):
         return None
     raw = re.search(r"(?:^|&)aurl=(.*)$", parts.query)
     if not raw:
@@ -206,7 +238,10 @@ def gate_target(url: str) -> str | None:
     # Pasted raw, the value may contain '&' and EUC-JP %xx escapes that must stay as they are.
     raw_form = re.match(r"(?i)(https?://|/)", value)
     target = (value if raw_form else unquote(value.split("&", 1)[0])).strip()
-    return urljoin(url.strip(), target) if target else None
+    if not target:
+        return None
+    absolute = urljoin(url.strip(), target)
+    return on_site(absolute, url) or absolute
 
 
 def with_age_flag(url: str) -> str:
@@ -409,8 +444,8 @@ def _entries(sel: Selector, layout: ListingLayout, url: str) -> list[ListingEntr
         href = (link.attrib.get("href") or "").strip()
         if not href:
             continue
-        absolute = urljoin(url, href)
-        if not _same_host(absolute, url):
+        absolute = on_site(urljoin(url, href), url)
+        if absolute is None:
             continue  # offsite: order.zams.biz carts, the real host when served from a fixture, ...
         game_id = game_id_from_url(absolute)
         if game_id is None:
@@ -435,14 +470,19 @@ def _page_number(url: str) -> str:
 
 
 def _next_pages(sel: Selector, url: str) -> tuple[str, ...]:
-    """Pagination links of the same listing: same host and path, with a pageID other than ours, or text 「次へ」."""
+    """Pagination links of the same listing: same site and path, with a pageID other than ours, or text 「次へ」.
+
+    Links are returned on the listing's own scheme and host (`on_site`), so an ``http://`` page link on an https
+    listing is followed over https."""
     here = urlsplit(url)
     current = _page_number(url)
     out: dict[str, None] = {}
     for link in sel.xpath("//a[@href]"):
-        absolute = urljoin(url, (link.attrib.get("href") or "").strip())
+        absolute = on_site(urljoin(url, (link.attrib.get("href") or "").strip()), url)
+        if absolute is None:
+            continue
         parts = urlsplit(absolute)
-        if not _same_host(absolute, url) or parts.path != here.path or absolute == url:
+        if parts.path != here.path or absolute == url:
             continue
         has_page = any(k == "pageID" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
         is_next = "次へ" in (link.xpath("string(.)").get() or "")
@@ -492,7 +532,11 @@ _SITE_SUFFIX_RE = re.compile(r"\s*(?:[-|｜/]\s*)?(?:Getchu\.com|げっちゅ屋
 
 @dataclass(frozen=True)
 class Character:
-    """One row of the キャラクター table. image_url is None for a row without (acceptable) art."""
+    """One row of the キャラクター table. image_url is None for a row without (acceptable) art.
+
+    offsite_url: the row's /brandnew/ portrait when it lies on another site (refused by the host rule, so
+    image_url is None); the spider reports such characters instead of dropping them without a trace.
+    """
 
     index: int | None
     name: str | None
@@ -500,6 +544,7 @@ class Character:
     image_url: str | None
     fullbody_url: str | None
     standard_name: bool
+    offsite_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -522,17 +567,26 @@ def bust_index(url: str) -> int | None:
     return int(m.group(2)) if m else None
 
 
-def _portrait_url(src: str | None, page_url: str) -> str | None:
-    """Absolute image URL if it is on the page's host under /brandnew/ (every src form resolves via urljoin)."""
+def _brandnew_url(src: str | None, page_url: str) -> str | None:
+    """The absolute http(s) URL of `src` (every src form resolves via urljoin) if its path is under /brandnew/."""
     if not src or not src.strip():
         return None
-    absolute = urljoin(page_url, src.strip())
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https") or not _same_host(absolute, page_url):
-        return None
-    if not parts.path.startswith("/brandnew/"):
+    parts = urlsplit(urljoin(page_url, src.strip()))
+    if parts.scheme not in ("http", "https") or not parts.path.startswith("/brandnew/"):
         return None
     return urlunsplit(parts._replace(fragment=""))
+
+
+def _portrait_url(src: str | None, page_url: str) -> str | None:
+    """The image URL if it is on the page's site under /brandnew/, on the page's scheme and host (`on_site`)."""
+    absolute = _brandnew_url(src, page_url)
+    return on_site(absolute, page_url) if absolute else None
+
+
+def _offsite_portrait(src: str | None, page_url: str) -> str | None:
+    """The absolute URL of a /brandnew/ image on another site: refused by the host rule, but reported, not dropped."""
+    absolute = _brandnew_url(src, page_url)
+    return absolute if absolute and on_site(absolute, page_url) is None else None
 
 
 def _img_src(img: Selector) -> str | None:
@@ -624,7 +678,10 @@ def _character_tables(sel: Selector) -> list[Selector]:
 
 
 def _characters(sel: Selector, page_url: str) -> tuple[Character, ...]:
-    """Rows of the character table(s); only column-1 images on this host under /brandnew/ count as portraits."""
+    """Rows of the character table(s); only column-1 images on this site under /brandnew/ count as portraits.
+
+    A /brandnew/ image on another site is kept as the row's offsite_url (and the row as a character), so that the
+    crawl can report it rather than lose the character without a trace."""
     out: list[Character] = []
     seen_images: set[str] = set()
     for table in _character_tables(sel):
@@ -637,24 +694,28 @@ def _characters(sel: Selector, page_url: str) -> tuple[Character, ...]:
             h2 = row.xpath(f".//h2[{_cls('chara-name')}]")
             if not cells or not (middle or h2):
                 continue
-            image_url = None
+            image_url = offsite_url = None
             for img in cells[0].xpath(".//img"):
-                image_url = _portrait_url(_img_src(img), page_url)
+                src = _img_src(img)
+                image_url = _portrait_url(src, page_url)
                 if image_url:
+                    offsite_url = None
                     break
-            if image_url is None and not h2:
+                offsite_url = offsite_url or _offsite_portrait(src, page_url)
+            if image_url is None and offsite_url is None and not h2:
                 continue  # not a character row (no portrait and no name)
-            if image_url is not None:
-                if image_url in seen_images:
+            shown = image_url or offsite_url
+            if shown is not None:
+                if shown in seen_images:
                     continue
-                seen_images.add(image_url)
+                seen_images.add(shown)
             anchor_index = None
             for name_attr in row.xpath(".//a/@name | .//a/@id").getall():
                 m = _CHARA_ANCHOR_RE.match(name_attr.strip())
                 if m:
                     anchor_index = int(m.group(1))
                     break
-            file_index = bust_index(image_url) if image_url else None
+            file_index = bust_index(shown) if shown else None
             name, cv = _split_name(h2[0]) if h2 else (None, None)
             fullbody = None
             if len(cells) >= 3:
@@ -670,6 +731,7 @@ def _characters(sel: Selector, page_url: str) -> tuple[Character, ...]:
                     image_url=image_url,
                     fullbody_url=fullbody,
                     standard_name=file_index is not None,
+                    offsite_url=offsite_url,
                 )
             )
     return tuple(out)

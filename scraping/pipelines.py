@@ -7,7 +7,8 @@ re-encode them, which depends on the Pillow version and breaks byte-identical re
 - a downloaded image must decode and stay under the pixel bound (decompression bombs), checked from
   its header before any pixel is decoded; it is stored as `images/<sha256[:2]>/<sha256>.<ext>`, so the
   same art reused across editions is stored once;
-- the outcome (stored, or the reason it failed) is written into the item, never dropped silently.
+- the outcome (stored, or the reason it failed) is written into the item, never dropped silently; a
+  portrait the spider found on another site arrives already failed (`offsite`) and is not fetched.
 `ItemLogPipeline` appends every item to `items.jsonl` as it arrives, so a stopped crawl loses nothing
 that was already collected; `flows/scrape.py` builds the tables from that file.
 """
@@ -75,8 +76,8 @@ class PortraitImagesPipeline(FilesPipeline):
         return pipeline
 
     def get_media_requests(self, item: Any, info: Any) -> list[Request]:
-        if item.get("kind") != "character" or not item.get("image_url"):
-            return []
+        if item.get("kind") != "character" or not item.get("image_url") or item.get("image"):
+            return []  # not a portrait, or one the spider already judged (an image on another site: not fetched)
         return [
             Request(
                 item["image_url"], headers={"Referer": item["page_url"]}, meta={"download_maxsize": self.max_bytes + 1}
@@ -112,7 +113,7 @@ class PortraitImagesPipeline(FilesPipeline):
         if item.get("kind") != "character":
             return item
         if not results:
-            item["image"] = {"status": "failed", "reason": "no_request"}
+            item["image"] = item.get("image") or {"status": "failed", "reason": "no_request"}
         else:
             ok, value = results[0]
             if ok:

@@ -3,8 +3,8 @@
 Politeness is the default: robots.txt obeyed, one download slot per host with `download_delay` as a
 hard floor (not randomised below it, and AutoThrottle never goes under it), an identifying user agent
 with a contact URL, retries on 5xx and timeouts with exponential backoff (scraping/middlewares.py).
-Pages go through Scrapy's HTTP cache (errors are not cached, so they are retried next time); a crawl
-is resumable through JOBDIR.
+Pages go through Scrapy's HTTP cache (errors other than 404/410 and the age gate are not cached, so they
+are retried next time); a crawl is resumable through JOBDIR.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def crawl_settings(params: CrawlParams, *, staging: Path, cache: Path, jobdir: P
         "COOKIES_ENABLED": True,
         "HTTPCACHE_ENABLED": params.http_cache,
         "HTTPCACHE_DIR": str(cache / "http"),
-        "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.DummyPolicy",  # crawled pages never expire
-        "HTTPCACHE_IGNORE_HTTP_CODES": RETRY_CODES,
+        "HTTPCACHE_POLICY": "scraping.middlewares.CrawlCachePolicy",  # never expire; no gate, no error but 404/410
+        "HTTPCACHE_IGNORE_HTTP_CODES": RETRY_CODES,  # (CrawlCachePolicy refuses every other error status too)
         "HTTPCACHE_GZIP": True,
         "JOBDIR": str(jobdir),
         "CLOSESPIDER_PAGECOUNT": params.close_after_pages,

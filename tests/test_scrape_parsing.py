@@ -1,4 +1,6 @@
-"""Tests of scraping/parsing.py: decoding, listing layouts, product pages, age gate, URL helpers.
+"""Tests of scraping/parsing.py: decoding, listing layouts, product pages, age gate, URL helpers; and of the
+small judgements around them: the reason recorded for a page that could not be fetched (scraping/failures.py) and
+what the HTTP cache keeps (scraping/middlewares.py).
 
 Synthetic snippets are written here, one per layout or trap, from the structure in ../shared/research/getchu.md
 (sections 3.4, 4.1-4.4, 7). The real saved pages under ../shared/research/getchu_pages are read in place (never
@@ -175,6 +177,10 @@ def test_is_age_gate() -> None:
             "http://www.getchu.com/php/search.phtml?genre=anime&pageID=2",
         ),
         (f"{HOST}/php/attestation.html?aurl=%2Fsoft.phtml%3Fid%3D5", f"{HOST}/soft.phtml?id=5"),
+        (  # an http aurl on the https gate (2012-2020 gates wrote http://): the same site, on the gate's scheme
+            "https://www.getchu.com/php/attestation.html?aurl=http%3A%2F%2Fwww.getchu.com%2Fitem%2F1355679%2F",
+            "https://www.getchu.com/item/1355679/",
+        ),
         (f"{HOST}/php/attestation.html", None),
         (f"{HOST}/soft.phtml?id=5&aurl=x", None),
     ],
@@ -316,6 +322,36 @@ def test_listing_canonical_url_uses_the_listing_scheme_and_host() -> None:
     main = day("2015年1月9日発売タイトル", box(840803, "お楽しみCDボーナスパック23"))
     listing = parse_listing(month_page(main), "https://www.getchu.com/all/month_title.html?year=2015&month=1")
     assert [e.url for e in listing.entries] == ["https://www.getchu.com/soft.phtml?id=840803"]
+
+
+def test_listing_on_https_keeps_http_absolute_links_of_the_same_host() -> None:
+    """Getchu writes absolute links as http://www.getchu.com/... (research 2.2); an https listing is the same site."""
+    main = day(
+        "2016年1月29日発売タイトル",
+        box(900101, "相対リンク"),
+        '<div><A href="http://www.getchu.com/soft.phtml?id=900102 " class="black">絶対リンク</A></div>',
+        '<div><A href="http://www.getchu.com:8080/soft.phtml?id=900103" class="black">別ポート</A></div>',
+        '<div><A href="http://ssl.getchu.com/soft.phtml?id=900104" class="black">別ホスト</A></div>',
+    )
+    url = "https://www.getchu.com/all/month_title.html?genre=pc_soft&gage=all&year=2016&month=1"
+    listing = parse_listing(month_page(main), url)
+    assert [(e.game_id, e.url, e.title) for e in listing.entries] == [
+        (900101, "https://www.getchu.com/soft.phtml?id=900101", "相対リンク"),
+        (900102, "https://www.getchu.com/soft.phtml?id=900102", "絶対リンク"),
+    ]
+
+
+def test_search_pages_on_https_follow_http_absolute_pagination_over_https() -> None:
+    real = "http://www.getchu.com"
+    html = search_page([900101, 900102], page=1, last=3).replace(HOST, real)
+    url = SEARCH_URL.replace(HOST, "https://www.getchu.com")
+    listing = parse_listing(html, url)
+    assert [e.url for e in listing.entries] == [
+        "https://www.getchu.com/soft.phtml?id=900101",
+        "https://www.getchu.com/soft.phtml?id=900102",
+    ]
+    base = "https://www.getchu.com/php/search.phtml?search_brand_id=5001&genre=pc_soft&list_count=2&pageID="
+    assert listing.next_pages == (f"{base}2", f"{base}3")
 
 
 def test_listing_empty_month() -> None:
@@ -619,6 +655,67 @@ def test_game_page_gap_imageless_lazy_and_src_forms() -> None:
     assert all(c.fullbody_url is None for c in page.characters)
 
 
+def test_game_page_on_https_keeps_portraits_written_http_absolute() -> None:
+    """The bug: on an https page, a portrait written http://www.getchu.com/brandnew/... (one of the real site's forms,
+    research 2.2) was judged off-site (port 80 against 443), so the character and its portrait were lost."""
+    gid = 900103
+    real = "http://www.getchu.com"
+    rows = (
+        chara_row(
+            1,
+            f"{real}/brandnew/{gid}/c{gid}chara1.jpg",
+            "<charalist>一</charalist>",
+            fullbody=f"{real}/brandnew/{gid}/c{gid}charab1.jpg",
+        )
+        + chara_row(2, f"./brandnew/{gid}/c{gid}chara2.jpg", "<charalist>二</charalist>")
+        + chara_row(3, f"//www.getchu.com/brandnew/{gid}/c{gid}chara3.jpg", "<charalist>三</charalist>")
+        + chara_row(4, f"http://www.getchu.com:80/brandnew/{gid}/c{gid}chara4.jpg", "<charalist>四</charalist>")
+        + chara_row(5, f"https://www.getchu.com/brandnew/{gid}/c{gid}chara5.jpg", "<charalist>五</charalist>")
+    )
+    page = parse(game_page(gid, rows), f"https://www.getchu.com/soft.phtml?id={gid}&gc=gc")
+    https = f"https://www.getchu.com/brandnew/{gid}"
+    assert page.characters == tuple(
+        Character(k, name, None, f"{https}/c{gid}chara{k}.jpg", f"{https}/c{gid}charab1.jpg" if k == 1 else None, True)
+        for k, name in enumerate("一二三四五", 1)
+    )
+    # The same markup on an http page: every form is that page's site, now on http.
+    http_page = parse(game_page(gid, rows), f"http://www.getchu.com/soft.phtml?id={gid}")
+    assert [c.image_url for c in http_page.characters] == [
+        f"{real}/brandnew/{gid}/c{gid}chara{k}.jpg" for k in range(1, 6)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("page_url", "src", "image_url", "offsite_url"),
+    [
+        # The stand-in site over https: http on the host's default port is its plain-http address, the same site.
+        ("https://127.0.0.1:8443/soft.phtml?id=7", "http://127.0.0.1/brandnew/7/c7chara1.jpg",
+         "https://127.0.0.1:8443/brandnew/7/c7chara1.jpg", None),
+        ("https://www.getchu.com/soft.phtml?id=7", "http://WWW.Getchu.com/brandnew/7/c7chara1.jpg",
+         "https://www.getchu.com/brandnew/7/c7chara1.jpg", None),
+        ("https://www.getchu.com/soft.phtml?id=7", "https://www.getchu.com:443/brandnew/7/c7chara1.jpg",
+         "https://www.getchu.com/brandnew/7/c7chara1.jpg", None),
+        # Another site: another host, another port of the same host, or a non-default port across schemes.
+        ("https://www.getchu.com/soft.phtml?id=7", "http://img.getchu.com/brandnew/7/c7chara1.jpg",
+         None, "http://img.getchu.com/brandnew/7/c7chara1.jpg"),
+        ("https://www.getchu.com/soft.phtml?id=7", "http://www.getchu.com:8080/brandnew/7/c7chara1.jpg",
+         None, "http://www.getchu.com:8080/brandnew/7/c7chara1.jpg"),
+        ("http://127.0.0.1:8000/soft.phtml?id=7", "http://127.0.0.1:9000/brandnew/7/c7chara1.jpg",
+         None, "http://127.0.0.1:9000/brandnew/7/c7chara1.jpg"),
+        ("http://127.0.0.1:8000/soft.phtml?id=7", "http://127.0.0.1/brandnew/7/c7chara1.jpg",
+         None, "http://127.0.0.1/brandnew/7/c7chara1.jpg"),
+        ("https://www.getchu.com/soft.phtml?id=7", "http://www.getchu.com:bad/brandnew/7/c7chara1.jpg",
+         None, "http://www.getchu.com:bad/brandnew/7/c7chara1.jpg"),  # a port that is no port: not this site
+        # Not a portrait on any site: neither kept nor reported.
+        ("https://www.getchu.com/soft.phtml?id=7", "http://www.example.org/common/images/demo_m.gif", None, None),
+        ("https://www.getchu.com/soft.phtml?id=7", "ftp://www.getchu.com/brandnew/7/c7chara1.jpg", None, None),
+    ],
+)  # fmt: skip
+def test_portrait_site_rule(page_url: str, src: str, image_url: str | None, offsite_url: str | None) -> None:
+    page = parse(game_page(7, chara_row(1, src, "<charalist>一</charalist>")), page_url)
+    assert [(c.image_url, c.offsite_url) for c in page.characters] == [(image_url, offsite_url)]
+
+
 def test_game_page_decoys_are_not_portraits() -> None:
     gid = 900111
     chara1 = f"./brandnew/{gid}/c{gid}chara1.jpg"
@@ -637,7 +734,13 @@ def test_game_page_decoys_are_not_portraits() -> None:
         (1, "本物", f"{HOST}/brandnew/{gid}/c{gid}chara1.jpg", True),
         (2, "乙女", f"{HOST}/brandnew/{gid}/otome_chara.jpg", False),  # kept, flagged non-standard
         (3, "動画", None, False),
-        (4, "別ホスト", None, False),
+        (4, "別ホスト", None, True),  # another site: not a portrait, but reported (offsite_url), not dropped
+    ]
+    assert [c.offsite_url for c in page.characters] == [
+        None,
+        None,
+        None,
+        f"http://www.getchu.com/brandnew/{gid}/c{gid}chara4.jpg",
     ]
     urls = {c.image_url for c in page.characters if c.image_url}
     assert not any("package" in u or "sample" in u or "banner" in u or u.endswith(".gif") for u in urls)
@@ -800,3 +903,77 @@ def test_real_crawl_log_ids_and_bust_filenames() -> None:
         "http://www.getchu.com/brandnew/1291/c1292chara1.jpg",  # folder and file name disagree
     ):
         assert bust_index(odd) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pages that could not be fetched, and what the HTTP cache keeps
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _http_error(status: int) -> Exception:
+    from scrapy.http import Response
+    from scrapy.spidermiddlewares.httperror import HttpError
+
+    return HttpError(Response(f"{HOST}/soft.phtml?id=1", status=status), "Ignoring non-200 response")
+
+
+def _failures() -> list[tuple[Exception, str]]:
+    from scrapy import exceptions as scrapy_errors
+    from scrapy.exceptions import IgnoreRequest
+    from twisted.internet import error as tx
+    from twisted.web._newclient import ResponseNeverReceived
+
+    return [
+        (_http_error(503), "http_503"),
+        (_http_error(403), "http_403"),
+        (scrapy_errors.DownloadTimeoutError("Getting ... took longer than 30.0 seconds."), "timeout"),
+        (tx.TimeoutError(), "timeout"),
+        (tx.TCPTimedOutError(), "timeout"),
+        (scrapy_errors.CannotResolveHostError("www.getchu.invalid"), "dns"),
+        (tx.DNSLookupError("www.getchu.invalid"), "dns"),
+        (scrapy_errors.DownloadConnectionRefusedError("refused"), "connection"),
+        (scrapy_errors.DownloadFailedError("[<twisted.python.failure.Failure ...ConnectionLost>]"), "connection"),
+        (scrapy_errors.ResponseDataLossError(), "connection"),
+        (tx.ConnectionLost(), "connection"),
+        (tx.ConnectionRefusedError(), "connection"),
+        (ResponseNeverReceived([]), "connection"),
+        (IgnoreRequest("Forbidden by robots.txt"), "robots"),
+        (IgnoreRequest("Filtered offsite request to 'example.org'"), "offsite"),
+        (IgnoreRequest("max redirections reached"), "redirects"),
+        (scrapy_errors.DownloadCancelledError("size (9) larger than download max size (8)"), "too_large"),
+        (ValueError("something else"), "download_error"),
+    ]
+
+
+def test_failure_reason_names_why_a_page_was_not_fetched() -> None:
+    """The short reason kept in pages.parquet (page_failure) and the metrics, from what Scrapy hands an errback."""
+    from twisted.python.failure import Failure
+
+    from scraping.failures import failure_reason
+
+    for error, reason in _failures():
+        assert failure_reason(Failure(error)) == reason, error
+        assert failure_reason(error) == reason, error
+
+
+def test_the_http_cache_keeps_what_the_site_said_not_failures_to_read_it() -> None:
+    """A 404 or 410 says the page is gone and a 301 where it moved: kept, so a re-run is offline and gives the same
+    bytes. Any other error status (a 403 from a firewall, a 501 or 520 not among the retried codes) and the age gate
+    are failures to read the page: not kept, or they would replay as `failed` on every later run."""
+    from scrapy import Request
+    from scrapy.http import Response
+    from scrapy.settings import Settings
+
+    from scraping.middlewares import CrawlCachePolicy
+
+    policy = CrawlCachePolicy(Settings({"HTTPCACHE_IGNORE_HTTP_CODES": [503]}))
+    url = f"{HOST}/soft.phtml?id=1&gc=gc"
+
+    def kept(status: int, location: str | None = None) -> bool:
+        headers = {"Location": location} if location else {}
+        return policy.should_cache_response(Response(url, status=status, headers=headers), Request(url))
+
+    assert kept(200) and kept(404) and kept(410) and kept(301, "/item/1/")
+    assert not kept(302, "/php/attestation.html?aurl=x")
+    for status in (400, 401, 403, 429, 451, 500, 501, 503, 520):
+        assert not kept(status), status

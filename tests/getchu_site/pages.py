@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 ENCODING = "euc_jis_2004"
 GATE_COOKIE = "getchu_adalt_flag"
@@ -38,7 +38,9 @@ class Chara:
     """One row of the character table.
 
     `file` is the bust file name under /brandnew/<id>/ ("" = the standard c<id>chara<k>.jpg, None = no image);
-    `src` is how the page writes it: dot, dotdot, abs, proto, root or lazy (spacer src + data-original).
+    `src` is how the page writes it: dot, dotdot, abs, proto, root, lazy (spacer src + data-original) or real
+    (absolute on the real www.getchu.com: another site when the mock serves 127.0.0.1). `abs` is absolute the way
+    the real site writes it, ``http://`` even on its https pages (research 2.2), see `written_base`.
     """
 
     k: int
@@ -257,6 +259,17 @@ PRODUCTS: dict[int, Product] = {
     )
 }
 
+#: With MockGetchu(offsite_portrait=True), 900111 gains this character: a portrait on another site (the real host),
+#: which the crawl must report (image failure "offsite"), not fetch and not drop.
+OFFSITE_CHARA = Chara(3, "外山 とおこ", "そとやま とおこ", "遠坂みなと", "留学生", src="real")
+
+
+def with_offsite_portrait(products: dict[int, Product]) -> dict[int, Product]:
+    """The products with OFFSITE_CHARA added to 900111's character table."""
+    p = products[900111]
+    return {**products, p.id: replace(p, charas=(*p.charas, OFFSITE_CHARA))}
+
+
 SIDEBAR_CDS = (900201, 900202)
 COMMENTED_OUT = 900299
 MONTH_LISTS: dict[tuple[int, int], tuple[DayBlock, ...]] = {
@@ -383,13 +396,27 @@ def shell_page(base: str) -> str:
 # --- product pages -------------------------------------------------------------------------------------------
 
 
+def written_base(base: str) -> str:
+    """How the site writes its own absolute links: the real site's https pages still say ``http://www.getchu.com``.
+
+    For the mock over https (``https://127.0.0.1:PORT``) that is ``http://127.0.0.1``: the host on plain http's
+    default port, as ``http://www.getchu.com`` is to ``https://www.getchu.com``. Over http, the base itself.
+    """
+    parts = urlsplit(base)
+    if parts.scheme != "https" or not parts.hostname:
+        return base
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"http://{host}"
+
+
 def _img_src(form: str, pid: int, file: str, base: str) -> str:
     host = base.split("://", 1)[1]
     path = f"brandnew/{pid}/{file}"
     forms = {
         "dot": f'src="./{path}"',
         "dotdot": f'src="../{path}"',
-        "abs": f'src="{base}/{path}"',
+        "abs": f'src="{written_base(base)}/{path}"',
+        "real": f'src="{REAL_HOST}/{path}"',
         "proto": f'src="//{host}/{path}"',
         "root": f'src="/{path}"',
         "lazy": f'src="common/images/space.gif" data-original="./{path}" class="lazy"',

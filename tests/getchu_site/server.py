@@ -1,18 +1,25 @@
 """The threaded HTTP server behind MockGetchu, an offline stand-in for www.getchu.com.
 
 Why: the spider's tests need every behaviour of the real site that can break a crawl (age gate, cookie, hotlink
-protection, transient 5xx, 301 to /item/, robots, slow pages, broken images) on 127.0.0.1, deterministic and
-fast, with a request log to assert politeness and dedupe on. See ../shared/research/getchu.md, section 7.
+protection, transient 5xx, 301 to /item/, robots, slow pages, broken images, pages that never answer or never
+work) on 127.0.0.1, deterministic and fast, with a request log to assert politeness and dedupe on. See
+../shared/research/getchu.md, section 7.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import functools
 import hashlib
+import ipaddress
 import json
 import math
 import re
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -31,6 +38,69 @@ _ITEM = re.compile(r"^/item/(\d+)/?$")
 _ID = re.compile(r"^\s*(\d+)\s*$")
 _SCALE_IMAGE = re.compile(r"^/brandnew/(\d+)/(c\1chara[123]|rc\1package|c\1package_ss|c\1package)\.jpg$")
 
+#: What a `broken_pages` / `broken_months` entry may make a page do, besides answering an HTTP status, and the
+#: failure reason the crawl must record for it (an HTTP status N is recorded as ``http_N``).
+BREAKAGES = {
+    "hang_up": "connection",  # the connection is closed after the request is read, with no answer
+    "silent": "timeout",  # no answer at all until the client gives up (or the site stops)
+    "garbled": "undecodable",  # 200 with bytes that no Japanese encoding (nor UTF-8) decodes
+}
+SILENT_SECONDS = 60.0  # how long a "silent" page keeps quiet at most; stop() ends the wait at once
+GARBLED = b"<html><head><title>\x81\x20</title></head><body>" + b"\x81\x20\xff" * 64 + b"</body></html>"
+
+
+def breakage_reason(kind: int | str) -> str:
+    """The failure reason the crawl records for a page broken this way (`broken_pages`, `broken_months`)."""
+    if isinstance(kind, int):
+        return f"http_{kind}"
+    return BREAKAGES[kind]
+
+
+@functools.cache
+def tls_context(host: str) -> ssl.SSLContext:
+    """A server TLS context with a throwaway self-signed certificate for `host`, made once per process.
+
+    Why: Getchu is served over https now, and what breaks there (http:// links on https pages) can only be tested
+    end to end over TLS. Scrapy does not verify certificates by default, so a self-signed one is enough; it is
+    generated here (with `cryptography`, which Scrapy depends on) rather than shipped, so no key sits in the repo.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = Path(tempfile.mkdtemp(prefix="mock-getchu-tls-"))
+    try:
+        (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / "key.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return context
+
 
 @dataclass
 class Reply:
@@ -41,6 +111,7 @@ class Reply:
     content_type: str = HTML
     headers: list[tuple[str, str]] = field(default_factory=list)
     delay: float = 0.0
+    hang_up: bool = False  # close the connection after `delay` without sending anything
 
 
 class _Server(ThreadingHTTPServer):
@@ -49,11 +120,19 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], site: MockGetchu) -> None:
+    def __init__(self, address: tuple[str, int], site: MockGetchu, tls: ssl.SSLContext | None = None) -> None:
         self.site = site
+        self.tls = tls
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; over TLS the handshake is left to the handler's thread, so a slow client never blocks accept()."""
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
@@ -85,6 +164,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
     server: _Server
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request log is in memory (site.requests), not on stdout/stderr."""
 
@@ -106,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
             site._errors.append(f"{self.command} {self.path}: {exc!r}")
             reply = Reply(500, pg.encode(pg.message_page("500", "mock error")))
         if reply.delay or site.latency:
-            time.sleep(reply.delay + site.latency)
+            site._stopping.wait(reply.delay + site.latency)  # a sleep that stop() cuts short
         # Logged before sending, so a client that has its response always finds it in site.requests.
         site._log(
             {
@@ -115,10 +200,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "referer": self.headers.get("Referer"),
                 "cookie": "; ".join(self.headers.get_all("Cookie") or []) or None,
                 "user_agent": self.headers.get("User-Agent"),
-                "status": reply.status,
+                "status": None if reply.hang_up else reply.status,
                 "time": arrival,
             }
         )
+        if reply.hang_up:  # no status line at all: the client sees the connection close (or time out first)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+            return
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
@@ -138,7 +228,17 @@ class MockGetchu:
     Knobs (spec 7.1): port (0 = ephemeral), gate, hotlink, robots (None = 404), throttle_ms, flaky {id: N 500s},
     item_redirect {ids}, yes_text, scale (None = scenario site, N = N synthetic games in 2017), plus slow {id: s},
     unavailable {id: N 503s} and gate_adult_months. Dict/set knobs left as None take the scenario defaults;
-    pass {} or set() to switch them off.
+    pass {} or set() to switch them off. Also:
+    - tls: serve https (a self-signed certificate); pages then write their `abs` portraits as ``http://127.0.0.1/``,
+      as the real https site writes ``http://www.getchu.com/brandnew/...``;
+    - honour_cookie / honour_gc: whether the gate lets the cookie / ``gc=gc`` through (False models a gate that
+      stopped accepting it); `expected` still describes the pages behind the gate;
+    - offsite_portrait: 900111 gets a portrait written on the real host (pages.OFFSITE_CHARA), another site;
+    - broken_pages {id: how} / broken_months {"YYYY-MM": how}: that game page (soft.phtml and /item/, before the
+      gate and any redirect) or month listing fails on every request, `how` being an HTTP status (403, 503, ...)
+      or one of BREAKAGES: "hang_up", "silent" (longer than any client timeout), "garbled". `expected` still
+      describes the pages as if they worked, and names the breakage in failed_pages / failed_listings with the
+      reason the crawl must record (`breakage_reason`).
     """
 
     def __init__(
@@ -158,8 +258,18 @@ class MockGetchu:
         gate_adult_months: bool = False,
         host: str = "127.0.0.1",
         latency: float = 0.0,
+        tls: bool = False,
+        honour_cookie: bool = True,
+        honour_gc: bool = True,
+        offsite_portrait: bool = False,
+        broken_pages: Mapping[int, int | str] | None = None,
+        broken_months: Mapping[str, int | str] | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
+        self.honour_cookie = honour_cookie
+        self.honour_gc = honour_gc
+        self.products = pg.with_offsite_portrait(pg.PRODUCTS) if offsite_portrait else dict(pg.PRODUCTS)
         self.latency = latency  # seconds added to every response: a real site's round trip and server time
         self.gate = gate
         self.hotlink = hotlink
@@ -172,6 +282,12 @@ class MockGetchu:
         self.slow = dict({900111: 0.3} if slow is None else slow)
         self.unavailable = dict({900113: 1} if unavailable is None else unavailable)
         self.gate_adult_months = gate_adult_months
+        self.broken_pages = dict(broken_pages or {})
+        self.broken_months = dict(broken_months or {})
+        for kind in (*self.broken_pages.values(), *self.broken_months.values()):
+            if not isinstance(kind, int) and kind not in BREAKAGES:
+                raise ValueError(f"a broken page answers an HTTP status or one of {sorted(BREAKAGES)}, not {kind!r}")
+        self._stopping = threading.Event()
         self._want_port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -190,7 +306,8 @@ class MockGetchu:
         """Bind and serve in a daemon thread."""
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self._want_port), self)
+        self._stopping.clear()
+        self._server = _Server((self.host, self._want_port), self, tls_context(self.host) if self.tls else None)
         serve = self._server.serve_forever
         self._thread = threading.Thread(target=serve, args=(0.02,), name="mock-getchu", daemon=True)
         self._thread.start()
@@ -201,6 +318,7 @@ class MockGetchu:
         """Stop serving, close the listening socket and any open keep-alive connections."""
         if self._server is None:
             return
+        self._stopping.set()  # wake the handlers that wait (slow and silent pages)
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
@@ -225,8 +343,8 @@ class MockGetchu:
 
     @property
     def base(self) -> str:
-        """http://127.0.0.1:PORT, written where the real site writes http://www.getchu.com."""
-        return f"http://{self.host}:{self.port}"
+        """http://127.0.0.1:PORT (https with tls), written where the real site writes http://www.getchu.com."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         """An absolute URL on this site."""
@@ -309,6 +427,9 @@ class MockGetchu:
             aurl = (query.get("aurl") or [self.base + "/top.html"])[0]
             return self._html(200, pg.gate_page(aurl, self.yes_text))
         if path == "/all/month_title.html":
+            broken = self._broken(self.broken_months.get(self._month_key(query)))
+            if broken is not None:
+                return broken
             gated = self.gate_adult_months and (query.get("gage") or [""])[0] == "adult"
             return self._gated(raw, query, headers, lambda: self._month(query)) if gated else self._month(query)
         if path == "/all/price.html":
@@ -322,6 +443,9 @@ class MockGetchu:
             if not m:
                 return self._html(404, pg.not_found_page())
             pid = int(m.group(1))
+            broken = self._broken(self.broken_pages.get(pid))
+            if broken is not None:
+                return broken
             if pid in self.item_redirect:
                 body = pg.encode(pg.message_page("301 Moved Permanently", "Moved"))
                 return Reply(301, body, HTML, [("Location", f"/item/{pid}/")])
@@ -329,8 +453,33 @@ class MockGetchu:
         m = _ITEM.match(path)
         if m:
             pid = int(m.group(1))
+            broken = self._broken(self.broken_pages.get(pid))
+            if broken is not None:
+                return broken
             return self._gated(raw, query, headers, lambda: self._product(pid, at_item=True))
         return self._html(404, pg.not_found_page())
+
+    @staticmethod
+    def _month_key(query: dict[str, list[str]]) -> str:
+        """The month a listing's query names, as `broken_months` keys it ("YYYY-MM"); "" when it names none."""
+        year, month = (_ID.match((query.get(name) or [""])[0]) for name in ("year", "month"))
+        return f"{int(year.group(1))}-{int(month.group(1)):02d}" if year and month else ""
+
+    def _broken(self, kind: int | str | None) -> Reply | None:
+        """The reply of a broken page (`broken_pages`, `broken_months`), or None for a page that works."""
+        if kind is None:
+            return None
+        if kind == "hang_up":
+            return Reply(0, hang_up=True)
+        if kind == "silent":
+            return Reply(0, hang_up=True, delay=SILENT_SECONDS)
+        if kind == "garbled":
+            return Reply(200, GARBLED)
+        assert isinstance(kind, int)
+        reply = self._html(kind, pg.message_page(str(kind), "Error"))
+        if kind == 503:
+            reply.headers.append(("Retry-After", "1"))
+        return reply
 
     def _html(self, status: int, text: str, crlf: bool = False, charset: bool = True) -> Reply:
         return Reply(status, pg.encode(text, crlf), HTML if charset else "text/html")
@@ -345,8 +494,8 @@ class MockGetchu:
 
     def _gated(self, raw: str, query: dict[str, list[str]], headers: Any, serve: Any) -> Reply:
         """Spec 7.4: 302 to the gate unless gc=gc or the exact cookie; gc=gc also sets the cookie."""
-        via_gc = "gc" in query.get("gc", [])
-        if self.gate and not via_gc and not self._has_cookie(headers):
+        via_gc = self.honour_gc and "gc" in query.get("gc", [])
+        if self.gate and not via_gc and not (self.honour_cookie and self._has_cookie(headers)):
             location = "/php/attestation.html?aurl=" + quote(self.base + raw, safe="")
             body = pg.encode(pg.message_page("302 Found", "Found"))
             return Reply(302, body, HTML, [("Location", location)])
@@ -373,7 +522,7 @@ class MockGetchu:
                 return self._html(404, pg.not_found_page())
             p = pg.scale_product(pid, month)
         else:
-            found = pg.PRODUCTS.get(pid)
+            found = self.products.get(pid)
             if found is None:
                 return self._html(404, pg.not_found_page())
             p = found
@@ -549,7 +698,7 @@ class MockGetchu:
         n_chars = n_portraits = n_ok = n_imageless = 0
         nonstandard = []
         for pid in listed:
-            p = pg.PRODUCTS[pid]
+            p = self.products[pid]
             if p.layout in ("missing", "shell"):
                 missing.append(pid)
                 continue
@@ -558,7 +707,9 @@ class MockGetchu:
             characters = []
             for c in p.charas:
                 file = c.bust_file(pid)
-                url = f"{base}/brandnew/{pid}/{file}" if file else None
+                url = f"{pg.REAL_HOST if c.src == 'real' else base}/brandnew/{pid}/{file}" if file else None
+                if url and c.src == "real":
+                    failed[url] = "offsite"  # another site: reported by the crawl, never fetched
                 sha = None
                 if url and url not in failed:
                     sha = hashlib.sha256(self._images[f"/brandnew/{pid}/{file}"].body).hexdigest()
@@ -595,6 +746,8 @@ class MockGetchu:
         transient = {f"{base}/soft.phtml?id={i}": f"http_500 x{n}" for i, n in self.flaky.items() if n}
         transient |= {f"{base}/soft.phtml?id={i}": f"http_503 x{n}" for i, n in self.unavailable.items() if n}
         transient[base + img.FAIL_ONCE_108] = "http_500 x1"
+        failed_pages = {str(pid): breakage_reason(kind) for pid, kind in sorted(self.broken_pages.items())}
+        failed_listings = {month: breakage_reason(kind) for month, kind in sorted(self.broken_months.items())}
         return {
             **common,
             "mode": "scenario",
@@ -603,6 +756,8 @@ class MockGetchu:
             "missing_ids": missing,
             "no_character_ids": no_chars,
             "failed_images": failed,
+            "failed_pages": failed_pages,  # game id -> the reason its page fails (broken_pages)
+            "failed_listings": failed_listings,  # "YYYY-MM" -> the reason its listing fails (broken_months)
             "transient": transient,
             "slow": {f"{base}/soft.phtml?id={i}": s for i, s in self.slow.items() if s},
             "redirects": {f"{base}/soft.phtml?id={i}": f"{base}/item/{i}/" for i in sorted(self.item_redirect)},
