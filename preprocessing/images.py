@@ -8,6 +8,7 @@ PNGs, palette and alpha images, grayscale and rotated phone photos all arrive th
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,50 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = ALPHA_BACKGROU
     return image
 
 
-def load_rgb(source: Path | bytes) -> Image.Image:
-    """Upright 8-bit RGB pixels of a stored image (EXIF orientation applied)."""
+# Photos from outside the pipeline (uploads, `twingan translate`, `neighbors`) get the bound that ingest
+# puts on stored images by default (ingest.max_pixels; tests/test_web_demo.py keeps the two equal).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class TooManyPixels(ValueError):
+    """An image whose header declares more pixels than a bound, refused before its pixels are decoded.
+
+    `size` and `max_pixels` are set when the bound was the caller's; both are None when PIL's own
+    decompression-bomb check refused the file first (Image.MAX_IMAGE_PIXELS, at open).
+    """
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None, max_pixels: int | None = None) -> None:
+        super().__init__(message)
+        self.size, self.max_pixels = size, max_pixels
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Raise TooManyPixels when width x height exceeds max_pixels. Takes the header's size (Image.open
+    reads only the header), so a small file that declares a huge canvas is refused before it costs
+    memory: a PNG of a few hundred KB can declare 12000x12000 pixels, 432 MB once decoded to RGB."""
+    if width * height > max_pixels:
+        raise TooManyPixels(
+            f"{width}x{height} = {width * height:,} pixels, more than {max_pixels:,}", (width, height), max_pixels
+        )
+
+
+def load_rgb(source: Path | bytes, max_pixels: int | None = None) -> Image.Image:
+    """Upright 8-bit RGB pixels of an image (EXIF orientation applied).
+
+    Stored images passed ingest's bound already; for a file from outside, give `max_pixels`: the count
+    is checked from the header before anything is decoded, and PIL's own bomb check becomes the same
+    TooManyPixels."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    with Image.open(handle) as image:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        return to_rgb(upright)
+    try:
+        with warnings.catch_warnings():
+            if max_pixels is not None:  # bounded here, from the same header: PIL's warning would only repeat it
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(handle)
+        with image:
+            if max_pixels is not None:
+                check_pixels(*image.size, max_pixels)
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            return to_rgb(upright)
+    except Image.DecompressionBombError as error:
+        raise TooManyPixels(str(error)) from None

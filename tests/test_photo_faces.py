@@ -113,3 +113,14 @@ def test_default_workers_and_model_threads() -> None:
     assert default_workers(8, 2) == 2 and default_workers(1000, 16) == 4
     assert model_threads(2, 2) == 1 and model_threads(4, 16) == 12 and model_threads(4, 1) == 1
     assert default_workers(100) <= 4 and model_threads(default_workers(100)) >= 1
+
+
+def test_a_photo_over_ingests_pixel_bound_is_skipped_before_decoding(tmp_path: Path) -> None:
+    from preprocessing.images import DEFAULT_MAX_PIXELS
+    from tests.test_web_demo import oversize_png
+    from twingan.params import IngestParams
+
+    assert IngestParams().max_pixels == DEFAULT_MAX_PIXELS  # the bound on photos from outside is ingest's
+    found = finder().find(oversize_png(tmp_path / "huge.png"))
+    assert not found.faces and found.size is None
+    assert found.skipped == "unreadable: TooManyPixels: 12000x12000 = 144,000,000 pixels, more than 50,000,000"

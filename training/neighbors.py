@@ -55,12 +55,12 @@ class NeighborResult:
 
 
 def _read(photo: Path) -> np.ndarray:
-    from preprocessing.images import load_rgb
+    from preprocessing.images import DEFAULT_MAX_PIXELS, load_rgb
 
     if not photo.is_file():
         raise NeighborsError(f"{photo}: no such file")
     try:
-        return np.array(load_rgb(photo))  # writable: torch.from_numpy warns on read-only arrays
+        return np.array(load_rgb(photo, DEFAULT_MAX_PIXELS))  # writable: torch.from_numpy warns on read-only arrays
     except (OSError, ValueError) as error:
         raise NeighborsError(f"{photo}: not a readable image ({error})") from None
 

@@ -92,12 +92,12 @@ class FaceFinder:
 
     def find(self, path: Path, keep_photo: bool = False) -> PhotoFaces:
         """The faces of the photo at `path`; never raises for a bad photo, says why in `skipped`."""
-        from preprocessing.images import load_rgb
+        from preprocessing.images import DEFAULT_MAX_PIXELS, load_rgb
 
         result = PhotoFaces(Path(path))
         started = time.perf_counter()
         try:
-            rgb = np.asarray(load_rgb(path))
+            rgb = np.asarray(load_rgb(path, DEFAULT_MAX_PIXELS))
         except Exception as error:  # any undecodable or missing file: reported, never fatal
             result.skipped = f"unreadable: {type(error).__name__}: {error}"
             return result

@@ -297,9 +297,9 @@ class Translator:
         records them (the largest face), else used whole. `palette` is a preprocessing.tags.vocabulary
         Vocabulary (params `tags`), default the shipped colours; only names the model knows are used.
         """
-        from preprocessing.images import load_rgb
+        from preprocessing.images import DEFAULT_MAX_PIXELS, load_rgb
 
-        rgb = np.asarray(load_rgb(Path(image))) if not isinstance(image, np.ndarray) else image
+        rgb = np.asarray(load_rgb(Path(image), DEFAULT_MAX_PIXELS)) if not isinstance(image, np.ndarray) else image
         crop, face, where = rgb, None, f"the whole {rgb.shape[1]}x{rgb.shape[0]} image"
         spec = self.info.faces.get(self.target)
         if spec:

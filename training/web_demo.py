@@ -14,9 +14,20 @@ trace on the server and summarised in one line on the page.
 
 Uploads reach the handler unprocessed (`preprocess=False`): Gradio's own image preprocessing opens the
 file with PIL before our code runs, so a corrupt upload would fail inside Gradio with a generic error
-toast. The handler decodes the uploaded file itself with `preprocessing.images.load_rgb`, as every stage
-does (EXIF rotation, CMYK, 16-bit, alpha), and names what is wrong. Gradio still moves the upload into its
-cache and checks that the path is an upload of this server before the handler sees it.
+toast. The handler decodes the uploaded file itself with `preprocessing.images.load_rgb`, as every
+stage does (EXIF rotation, CMYK, 16-bit, alpha), and names what is wrong. Gradio still moves the upload into
+its cache and checks that the path is an upload of this server before the handler sees it. An upload has
+the pixel bound of ingest (ingest.max_pixels), checked from the file's header before it is decoded: a PNG
+of a few hundred KB can declare 12000x12000 pixels, 432 MB as RGB. Messages name an upload by its
+original file name, never by its path in Gradio's cache.
+
+Stopping: Ctrl+C (SIGINT) and, under `twingan demo`, SIGTERM (systemd, `docker stop`) close the server,
+which makes Gradio delete every upload and result of the page from its cache, and the command exits 0. A
+signal that arrives while Gradio starts is held until its launch returns, so the server it started is
+closed too. `twingan demo` also keeps each request to stop in an Event that launch checks: Python drops a
+KeyboardInterrupt raised while a __del__ or weakref callback runs, as importlib's do while torch imports.
+An ignored SIGINT (a background job of a shell script) stays ignored: the start-up line then says to stop
+the page with `kill`.
 
 Nothing is fetched from the internet: the default theme's fonts and every script are served by the
 local server (the browser test records every request the page makes and finds none to another host),
@@ -28,12 +39,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +57,9 @@ from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import paste_faces
 from training.translate import Translator, resize_portrait
+
+if TYPE_CHECKING:
+    from preprocessing.images import TooManyPixels
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +92,41 @@ def tag_groups(vocabulary: Sequence[str]) -> list[tuple[str, list[str]]]:
     return [(name, tags) for name, tags in groups if tags]
 
 
-def read_image(value: Any, what: str) -> np.ndarray | None:
+def default_max_pixels() -> int:
+    """Ingest's bound on pixels (ingest.max_pixels' default): the page accepts what the pipeline would store."""
+    from twingan.params import IngestParams
+
+    return IngestParams().max_pixels
+
+
+def _upload_folder() -> str:
+    """Where Gradio keeps uploads and results (gradio.utils.get_upload_folder, without importing Gradio)."""
+    import tempfile
+
+    return os.environ.get("GRADIO_TEMP_DIR") or str((Path(tempfile.gettempdir()) / "gradio").resolve())
+
+
+def hide_upload_paths(text: str) -> str:
+    """`text` with every path inside Gradio's upload cache cut to its file name: the page's messages must not
+    show the server's folders."""
+    folder = _upload_folder().rstrip(os.sep)
+    return re.sub(re.escape(folder) + r"[^\s'\"]*", lambda found: Path(found.group()).name or "the upload", text)
+
+
+def read_image(value: Any, what: str, max_pixels: int | None = None) -> np.ndarray | None:
     """An upload as HxWx3 uint8 RGB, or None when nothing was given.
 
-    `value` is what the page sends (Gradio's file payload, a dict with the cached upload's "path"), a
-    path, or an array (the handler called directly, as the tests and other Python callers do).
-    Undecodable files raise DemoInputError naming the file.
+    `value` is what the page sends (Gradio's file payload, a dict with the cached upload's "path" and the
+    user's "orig_name"), a path, or an array (the handler called directly, as the tests and other Python
+    callers do). Images over `max_pixels` (default: ingest's bound) are refused from their header, before
+    decoding. Problems raise DemoInputError naming the upload by its original name ("the uploaded photo"
+    without one), never by its path on the server.
     """
     from PIL import Image
 
-    from preprocessing.images import load_rgb, to_rgb
+    from preprocessing.images import TooManyPixels, check_pixels, load_rgb, to_rgb
 
+    limit = default_max_pixels() if max_pixels is None else max_pixels
     if value is None:
         return None
     if isinstance(value, np.ndarray):
@@ -93,24 +134,40 @@ def read_image(value: Any, what: str) -> np.ndarray | None:
             raise DemoInputError(
                 f"the {what} must be an 8-bit grey, RGB or RGBA image, got {value.dtype} {value.shape}"
             )
+        try:
+            check_pixels(value.shape[1], value.shape[0], limit)
+        except TooManyPixels as error:
+            raise DemoInputError(_too_many_pixels(f"the {what}", error)) from None
         return np.asarray(to_rgb(Image.fromarray(np.ascontiguousarray(value))))
-    name = None
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping):  # an upload: its path is Gradio's cache, its name the user's file
         name = value.get("orig_name")
         value = value.get("path")
         if not value:
             return None
+        label = f"{what} {name!r}" if name else f"uploaded {what}"
+    else:
+        name = Path(value).name
+        label = f"{what} {name!r}"
     path = Path(value)
-    name = name or path.name
     try:
-        rgb = np.asarray(load_rgb(path))
-    except Exception as error:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...)
-        raise DemoInputError(
-            f"could not read the {what} {name!r} as an image ({type(error).__name__}: {error})"
-        ) from None
+        rgb = np.asarray(load_rgb(path, limit))
+    except TooManyPixels as error:
+        raise DemoInputError(_too_many_pixels(f"the {label}", error)) from None
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, ...) and puts the path in some
+        detail = hide_upload_paths(str(error).replace(os.fspath(path), name or "the upload"))
+        raise DemoInputError(f"could not read the {label} as an image ({type(error).__name__}: {detail})") from None
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise DemoInputError(f"the {what} {name!r} is empty")
+        raise DemoInputError(f"the {label} is empty")
     return rgb
+
+
+def _too_many_pixels(subject: str, error: TooManyPixels) -> str:
+    """The page's line for an image over the bound: what it has, what is accepted, what to do."""
+    if error.size is None:  # PIL's own bomb check refused it first
+        return f"{subject} has more pixels than PIL decodes safely ({error}): scale it down and upload it again"
+    width, height = error.size
+    return (f"{subject} has {width}x{height} = {width * height:,} pixels, more than the {error.max_pixels:,} this "
+            f"page accepts (ingest.max_pixels): scale it down and upload it again")  # fmt: skip
 
 
 def _plural(count: int, noun: str) -> str:
@@ -131,11 +188,13 @@ class DemoModel:
         palette: Any = None,
         illust2vec: Path | str | None = None,
         display_size: int | None = DISPLAY_SIZE,
+        max_pixels: int | None = None,
     ) -> None:
         self.model, self.info, self.path = model, info, Path(path)
         self.device = resolve_device(device)
         self.batch_size, self.palette, self.illust2vec = batch_size, palette, illust2vec
         self.display_size = display_size
+        self.max_pixels = default_max_pixels() if max_pixels is None else max_pixels  # per photo and reference
         self._translators: dict[tuple[str, str], Translator] = {}
         self._lock = threading.Lock()  # one request at a time uses the model and the detectors
 
@@ -207,10 +266,12 @@ class DemoModel:
                 reply = self._translate(photo, source, target, list(tags or ()), reference, bool(paste))
         except DemoInputError as error:
             log.info("request refused: %s", error)
-            return DemoReply([], f"{str(error)[:1].upper()}{str(error)[1:]}")
+            message = hide_upload_paths(str(error))
+            return DemoReply([], f"{message[:1].upper()}{message[1:]}")
         except Exception as error:  # the page must show a line, not hang; the trace goes to the server log
             log.exception("request failed")
-            return DemoReply([], f"Something went wrong on the server ({type(error).__name__}: {error}); see its log.")
+            message = hide_upload_paths(f"{type(error).__name__}: {error}")
+            return DemoReply([], f"Something went wrong on the server ({message}); see its log.")
         seconds = time.perf_counter() - started
         log.info("%s (%.2f s)", reply.status, seconds)
         return DemoReply(reply.gallery, f"{reply.status} ({seconds:.1f} s)")
@@ -221,12 +282,12 @@ class DemoModel:
         from training.conditioning import UnknownTagError
 
         translator = self.translator(source, target)
-        rgb = read_image(photo, "photo")
+        rgb = read_image(photo, "photo", self.max_pixels)
         if rgb is None:
             raise DemoInputError("upload a photo first, then press Translate")
         details = []
         features = None
-        reference_rgb = read_image(reference, "reference picture")
+        reference_rgb = read_image(reference, "reference picture", self.max_pixels)
         if reference_rgb is not None:
             try:
                 found = translator.reference(reference_rgb, illust2vec=self.illust2vec, palette=self.palette)
@@ -290,7 +351,7 @@ def build_app(
     """The page (a gradio.Blocks) for a model file path, a loaded DemoModel, or a function making one.
 
     `options` go to DemoModel.from_file for a path (device, batch_size, palette, illust2vec,
-    display_size). The model is loaded here, once; `warm_up` also builds the source's face detector.
+    display_size, max_pixels). The model is loaded here, once; `warm_up` also builds the source's face detector.
     """
     _quiet_gradio()
     import gradio as gr
@@ -350,6 +411,54 @@ def build_app(
     return app
 
 
+def _stop_hint() -> str:
+    """How to stop this process, for the start-up line. An ignored SIGINT (a background job of a shell script,
+    which POSIX shells start so) stays ignored: undoing the parent's choice is not ours to do."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return f"Ctrl+C is ignored here: `kill {os.getpid()}` stops it"
+    return "Ctrl+C stops it"
+
+
+@contextmanager
+def _signals_held(signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while Gradio starts, and run their handlers once it has.
+
+    A KeyboardInterrupt raised inside Gradio's launch can land after its server thread started but before
+    Blocks records the server; close() then cannot stop it and the port keeps serving. Held, the handler
+    runs after launch has returned, and close() stops the whole server. Only Python handlers are held
+    (`twingan demo`'s, or Python's own for SIGINT): an ignored signal stays ignored and a default action
+    stays immediate. A second signal of a kind runs its handler at once, so a start-up that hangs
+    can still be interrupted. Off the main thread (Python runs handlers only there) nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers: dict[int, Callable[[int, Any], Any]] = {}
+    for signum in signums:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handlers[signum] = handler
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if signum not in held:
+            held.append(signum)
+            return
+        held.remove(signum)
+        signal.signal(signum, handlers[signum])
+        handlers[signum](signum, frame)
+
+    for signum in handlers:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if held:
+            handlers[held[0]](held[0], None)
+
+
 def launch(
     app: Any,
     host: str = "127.0.0.1",
@@ -357,27 +466,48 @@ def launch(
     share: bool = False,
     *,
     block: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[Any, str]:
     """Serve the page on host:port (share=True would open a public gradio.live tunnel: needs the internet).
-    Returns the FastAPI app and the local URL; with block=False it returns at once, serving from a thread
-    (call app.close() to stop). A port in use raises OSError naming it."""
+    Returns the FastAPI app and the local URL. With block=True it serves until Ctrl+C (KeyboardInterrupt; under
+    `twingan demo` also SIGTERM) or until `stop` is set (the caller's signal handlers set it, in case Python
+    dropped their KeyboardInterrupt), then closes the server and returns; with block=False it returns at once,
+    serving from a thread (call app.close() to stop). A Ctrl+C while Gradio starts closes what it started and
+    raises KeyboardInterrupt. A port in use raises OSError naming it."""
     try:
-        server, url, _ = app.launch(server_name=host, server_port=port, share=share, inbrowser=False,
-                                    prevent_thread_lock=True, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
-                                    mcp_server=False, pwa=False, enable_monitoring=False, show_error=False,
-                                    quiet=True)  # fmt: skip
-    except KeyboardInterrupt:  # Ctrl+C while Gradio still starts: stop what it started, then report it
-        app.close()
+        with _signals_held():
+            server, url, _ = app.launch(server_name=host, server_port=port, share=share, inbrowser=False,
+                                        prevent_thread_lock=True, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
+                                        mcp_server=False, pwa=False, enable_monitoring=False, show_error=False,
+                                        quiet=True)  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl+C while Gradio started: stop what it started, then report it
+        _close(app)
         raise
     except OSError as error:
         if "Cannot find empty port" not in str(error):
             raise
         raise OSError(f"cannot serve on {host}:{port}: the port is in use (another demo?) or {host} is not an "
                       f"address of this machine; pick another with --port or --host") from None  # fmt: skip
-    log.info("serving the demo on %s (Ctrl+C stops it)", url)
-    if block:
-        app.block_thread()  # until Ctrl+C; closes the server
+    log.info("serving the demo on %s (%s)", url, _stop_hint())
+    if block:  # not Gradio's block_thread, which closes only the HTTP server (not the queue) and prints
+        try:
+            while app.is_running and not (stop and stop.is_set()):
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _close(app)
     return server, url
+
+
+def _close(app: Any) -> None:
+    """Close the page's server: Gradio's queue and HTTP server stop and, as the server shuts down, Gradio
+    deletes the page's uploads and results from its cache."""
+    url = getattr(app, "local_url", None)
+    running = getattr(app, "is_running", False)
+    app.close(verbose=False)
+    if running:
+        log.info("closed the server on %s", url)
 
 
 __all__ = ["DemoInputError", "DemoModel", "DemoReply", "build_app", "launch", "read_image", "tag_groups"]

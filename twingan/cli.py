@@ -51,11 +51,15 @@ def _stderr_console():  # type: ignore[no-untyped-def]
     return Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _error_text(message: str):  # type: ignore[no-untyped-def]
     from rich.text import Text
 
     # As Text, not markup: a path or key in the message may contain "[...]".
-    _stderr_console().print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    return Text.assemble(("error: ", "bold red"), message)
+
+
+def _fail(message: str) -> None:
+    _stderr_console().print(_error_text(message), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -408,26 +412,39 @@ def demo(
     ),
 ) -> None:
     """A local web page: upload a photo, pick tags or a reference, see its faces translated (training/web_demo.py)."""
-    from training.checkpoint import CheckpointError
-    from training.web_demo import build_app, launch
+    from twingan.processes import stop_requests
 
     log = logging.getLogger("twingan.demo")
-    try:
-        from preprocessing.tags.vocabulary import Vocabulary
-        from twingan.params import TagsParams
+    # From the start, so that a stop while torch and the model load (the first seconds) also ends here,
+    # "stopped", with status 0.
+    with stop_requests() as stop:
+        try:
+            from training.checkpoint import CheckpointError
+            from training.web_demo import build_app, launch
 
-        colours = load_params(params).params.tags if params.is_file() else TagsParams()
-        app = build_app(model, source=source, target=target, device=device, illust2vec=illust2vec,
-                        palette=Vocabulary.from_params(colours))  # fmt: skip
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("serving on %s: anyone who can reach this address can use the page", host)
-        launch(app, host=host, port=port, share=False)
-    except KeyboardInterrupt:  # Ctrl+C before the page was up (Gradio's own wait handles it afterwards)
-        log.info("stopped")
-    except OSError as error:  # the port is taken, the address is not this machine's; also FileNotFoundError
-        _fail(str(error))
-    except (CheckpointError, ValueError, *_user_errors()) as error:
-        _fail(str(error))
+            try:
+                from preprocessing.tags.vocabulary import Vocabulary
+                from twingan.params import IngestParams, TagsParams
+
+                loaded = load_params(params).params if params.is_file() else None
+                colours = loaded.tags if loaded else TagsParams()
+                max_pixels = (loaded.ingest if loaded else IngestParams()).max_pixels  # ingest's bound on images
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                app = build_app(model, source=source, target=target, device=device, illust2vec=illust2vec,
+                                palette=Vocabulary.from_params(colours), max_pixels=max_pixels)  # fmt: skip
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                if host not in ("127.0.0.1", "localhost", "::1"):
+                    log.warning("serving on %s: anyone who can reach this address can use the page", host)
+                launch(app, host=host, port=port, share=False, stop=stop)  # until a stop; closes the server
+            except OSError as error:  # the port is taken, the address is not this machine's; FileNotFoundError
+                _fail(str(error))
+            except (CheckpointError, ValueError, *_user_errors()) as error:
+                _fail(str(error))
+        except KeyboardInterrupt:
+            pass
+    log.info("stopped")
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m twingan`
