@@ -177,8 +177,9 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     return metrics
 
 
-def run_faces(loaded: LoadedParams, domain: str) -> dict[str, Any]:
-    # Parameter errors and missing model files surface here, in one line, before Prefect starts.
+def check_faces(loaded: LoadedParams, domain: str) -> None:
+    """What the stage refuses before any work (also `twingan check`): a missing or unknown detector, its
+    unknown options, its missing model files (ModelFileMissing)."""
     job = _job(loaded, domain)
     from preprocessing.faces.detectors import make_detector
 
@@ -186,6 +187,10 @@ def run_faces(loaded: LoadedParams, domain: str) -> dict[str, Any]:
         make_detector(job.detector, job.detector_options)
     except ValueError as error:
         raise ParamsError(f"domains.{domain}.detector: {error}") from None
+
+
+def run_faces(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    check_faces(loaded, domain)  # in one line, before Prefect starts
     runner = make_task_runner(loaded.params.faces.executor)
     with stage_flow_settings():
         return faces_flow.with_options(task_runner=runner)(str(loaded.file), domain)

@@ -153,11 +153,16 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     return metrics
 
 
-def run_ingest(loaded: LoadedParams, domain: str) -> dict[str, Any]:
-    # Fail on an unknown domain, a missing path or an unreadable archive before Prefect starts.
+def check_ingest(loaded: LoadedParams, domain: str) -> None:
+    """What the stage refuses before any work (also `twingan check`): an unknown domain, a missing source,
+    an archive that cannot be listed."""
     path = loaded.source_path(domain)
     if loaded.domain(domain).source.kind == "archive":
         check_archive(path)
+
+
+def run_ingest(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    check_ingest(loaded, domain)  # before Prefect starts
     runner = make_task_runner(loaded.params.ingest.executor)
     with stage_flow_settings():
         return ingest_flow.with_options(task_runner=runner)(str(loaded.file), domain)

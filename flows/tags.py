@@ -169,11 +169,15 @@ def read_tags(path: Path) -> tuple[Any, list[str]]:
     return table, vocabulary
 
 
-def run_tags(loaded: LoadedParams, domain: str) -> dict[str, Any]:
-    # Option errors and missing weight files surface here, in one line, before Prefect starts.
+def check_tags(loaded: LoadedParams, domain: str) -> None:
+    """What the stage refuses before any work (also `twingan check`): tagger options, missing weights."""
     build_tagger(loaded, domain)
     if loaded.params.tags.executor.kind != "thread":
         raise ParamsError("tags.executor.kind: only thread is supported (a tagger holds a loaded model)")
+
+
+def run_tags(loaded: LoadedParams, domain: str) -> dict[str, Any]:
+    check_tags(loaded, domain)  # in one line, before Prefect starts
     runner = make_task_runner(loaded.params.tags.executor)
     with stage_flow_settings():
         return tags_flow.with_options(task_runner=runner)(str(loaded.file), domain)

@@ -104,3 +104,42 @@ def test_cli_ingest_of_a_file_that_is_no_archive_exits_2_naming_it(tmp_path: Pat
     assert result.exit_code == 2
     assert "photos.zip: cannot read the zip directory" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_validators_message_is_not_repeated_with_the_value(tmp_path: Path) -> None:
+    path = write_params(tmp_path, {"cat": FOLDER}, train={"resolution": 48})
+    with pytest.raises(ParamsError) as error:
+        load_params(path)
+    assert "train.resolution: must be a power of two, got 48" in str(error.value)
+    assert "(got 48)" not in str(error.value) and "Value error" not in str(error.value)
+
+
+def test_check_refuses_what_the_stages_refuse_naming_each_key(tmp_path: Path) -> None:
+    source = tmp_path / "photos"
+    source.mkdir()
+    domains = {
+        "cat": {"source": {"kind": "folder", "path": "photos"}, "detector": {"name": "opencv_kitten"}},
+        "dog": {"source": {"kind": "folder", "path": "absent"}, "detector": {"name": "opencv_cat"}},
+        "anime": {"source": {"kind": "archive", "path": "photos"}, "tagger": {"name": "crayons"}},
+    }
+    path = write_params(tmp_path, domains, train={"domains": ["cat", "horse"]})
+    result = CliRunner().invoke(app, ["check", "--params", str(path)])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    for expected in (
+        "domains.cat.detector.name: unknown detector 'opencv_kitten'",
+        "domains.dog.source.path: no such folder",
+        "domains.anime.source.path: is not a file",
+        "domains.anime.tagger.name: unknown tagger 'crayons'",
+        "train.domains: 'horse' is not a domain",
+    ):
+        assert expected in output, output
+
+
+def test_check_passes_a_source_an_earlier_stage_writes(tmp_path: Path) -> None:
+    """On a fresh clone the demo's sources do not exist yet: demo_data writes them."""
+    domains = {d: {"source": {"kind": "folder", "path": f"data/demo/{d}"}} for d in ("human", "anime")}
+    path = write_params(tmp_path, domains, demo_data={"out": "data/demo"})
+    result = CliRunner().invoke(app, ["check", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "human: folder data/demo/human (written by stage demo_data, not run yet)" in result.output

@@ -23,15 +23,23 @@ from twingan.params import LoadedParams, ParamsError, load_params
 log = logging.getLogger("twingan.train")
 
 
-def run_paths(loaded: LoadedParams) -> RunPaths:
+def train_domains(loaded: LoadedParams) -> tuple[str, ...]:
+    """train.domains, checked here rather than at load (other stages run whatever train says); also
+    `twingan check`."""
     train = loaded.params.train
-    domains = train.domains or tuple(loaded.params.domains)
+    domains = tuple(train.domains or loaded.params.domains)
     unknown = [domain for domain in domains if domain not in loaded.params.domains]
-    if unknown:  # checked here, not at load: other stages run whatever train says
+    if unknown:
         known = ", ".join(loaded.params.domains)
         raise ParamsError(f"train.domains: {unknown[0]!r} is not a domain of {loaded.file} (domains: {known})")
     if len(domains) < 2:
         raise ParamsError("train.domains: at least two domains are needed to translate between")
+    return domains
+
+
+def run_paths(loaded: LoadedParams) -> RunPaths:
+    train = loaded.params.train
+    domains = train_domains(loaded)
     root = loaded.root
     datasets = {domain: root / "data" / "datasets" / domain for domain in domains}
     for domain, folder in datasets.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -81,13 +82,46 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 
 @app.command()
 def check(params: ParamsOption = Path("params.yaml")) -> None:
-    """Validate params.yaml and list the domains and their sources."""
+    """Validate params.yaml as every stage would before its work: sources, detectors, taggers, crawls and
+    train.domains; list the domains. Every problem is printed; the status is 2 if there is any."""
     try:
         loaded = load_params(params)
     except ParamsError as error:
         _fail(str(error))
+    from flows.faces import check_faces
+    from flows.ingest import check_ingest
+    from flows.tags import check_tags
+    from training.train import train_domains
+
+    problems: list[str] = []
+
+    def attempt(check: Callable[..., object], *args: object) -> None:
+        try:
+            check(*args)
+        except _user_errors() as error:
+            problems.append(str(error))
+
+    made = {"demo_data": loaded.resolve(loaded.params.demo_data.out)}
+    made.update({f"scrape@{name}": loaded.root / "data" / "scrape" / name for name in loaded.params.scrape})
     for name, domain in loaded.params.domains.items():
-        typer.echo(f"{name}: {domain.source.kind} {domain.source.path}")
+        path = loaded.resolve(domain.source.path)
+        stage = next((stage for stage, out in made.items() if path == out or out in path.parents), None)
+        if stage is not None and not path.exists():
+            note = f" (written by stage {stage}, not run yet)"
+        else:
+            note = ""
+            attempt(check_ingest, loaded, name)
+        if domain.detector is not None:
+            attempt(check_faces, loaded, name)
+        attempt(check_tags, loaded, name)
+        typer.echo(f"{name}: {domain.source.kind} {domain.source.path}{note}")
+    for crawl in loaded.params.scrape:
+        attempt(loaded.crawl, crawl)
+    attempt(train_domains, loaded)
+    if problems:
+        for problem in problems:
+            _stderr_console().print(_error_text(problem), soft_wrap=True)
+        raise typer.Exit(code=2)
 
 
 @app.command("demo-data")

@@ -566,11 +566,14 @@ def format_validation_error(error: ValidationError, file: Path) -> str:
             message = "unknown key (misspelt, or not used by this version)"
         elif item["type"] == "missing":
             message = "required key is missing"
+        message = message.removeprefix("Value error, ")  # our validators' own messages
         if not item["loc"]:  # a check across sections names its own keys
-            lines.append(f"  {message.removeprefix('Value error, ')}")
+            lines.append(f"  {message}")
             continue
         given = item.get("input")
-        suffix = f" (got {given!r})" if item["type"] not in ("missing", "extra_forbidden") else ""
+        # The value given, unless the message already says what it was ("must be a power of two, got 48").
+        shown = item["type"] not in ("missing", "extra_forbidden") and "got " not in message
+        suffix = f" (got {given!r})" if shown else ""
         lines.append(f"  {_key_path(tuple(item['loc']))}: {message}{suffix}")
     return "\n".join(lines)
 
