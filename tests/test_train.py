@@ -85,6 +85,19 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, datasets) -> N
     assert losses(straight) == losses(interrupted)
 
 
+def test_a_killed_run_leaves_the_previous_runs_plots_and_resumes_its_own_history(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    training_loop(tiny(steps=3), run)
+    before = run.history.read_bytes(), run.samples.read_bytes()
+    training_loop(tiny(steps=9), run, stop_after=4)  # "killed" at step 7, after a checkpoint and a grid at 6
+    assert (run.history.read_bytes(), run.samples.read_bytes()) == before
+    assert run.working_history.is_file() and run.working_samples.is_file()  # the run's own, beside its checkpoint
+    training_loop(tiny(steps=9), run)
+    steps = [line.split(",")[0] for line in run.history.read_text().splitlines()[1:]]
+    assert steps == [str(step) for step in range(1, 10)]  # rows of the first run, the killed one, the resume
+    assert run.samples.read_bytes() == run.working_samples.read_bytes() != before[1]
+
+
 def test_a_checkpoint_with_other_network_settings_is_refused_by_name(tmp_path: Path, datasets) -> None:
     run = paths(tmp_path, datasets)
     training_loop(tiny(steps=3), run)

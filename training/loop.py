@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
@@ -38,6 +39,7 @@ from training.losses import LossConfig, TwinGANObjective
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN, count_parameters
 from training.samples import save_png, translation_grid
+from twingan.atomic import atomic_path
 
 log = logging.getLogger("twingan.train")
 
@@ -55,6 +57,17 @@ class RunPaths:
     history: Path  # plots/train/losses.csv
     samples: Path  # plots/train/samples.png (latest); step grids go beside the TensorBoard logs
     tensorboard: Path | None = None  # logs/train
+
+    # While a run goes on, its loss history and latest grid are kept beside the checkpoint they belong to, and
+    # published to `history` and `samples` with the model and metrics: a killed run leaves the previous run's
+    # plots in place, and its resume reads the rows of its own checkpoint.
+    @property
+    def working_history(self) -> Path:
+        return self.checkpoint.with_name("losses.csv")
+
+    @property
+    def working_samples(self) -> Path:
+        return self.checkpoint.with_name("samples.png")
 
 
 def network_config(
@@ -197,8 +210,8 @@ class _History:
         self.writer = None
         if not enabled:
             return
-        if resumed_step > 0 and paths.history.is_file():  # keep the rows before the resumed step
-            with paths.history.open(newline="") as handle:
+        if resumed_step > 0 and paths.working_history.is_file():  # keep the rows before the resumed step
+            with paths.working_history.open(newline="") as handle:
                 self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)
                              if float(row["step"]) <= resumed_step]  # fmt: skip
         if paths.tensorboard is not None:
@@ -218,18 +231,20 @@ class _History:
         if self.enabled and self.writer is not None:
             self.writer.add_image("samples", picture, step, dataformats="HWC")
 
-    def flush(self) -> None:
+    def flush(self, target: Path | None = None) -> None:
+        """Write the rows beside the checkpoint (or to `target`: the published plot)."""
         if not self.enabled or not self.rows:
             return
+        target = target or self.paths.working_history
         keys = sorted({key for row in self.rows for key in row} - {"step"})
-        self.paths.history.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.paths.history.with_name(f".{self.paths.history.name}.tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
         with tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["step", *keys])
             writer.writeheader()
             for row in self.rows:
                 writer.writerow({"step": int(row["step"]), **{k: f"{row[k]:.6g}" for k in keys if k in row}})
-        tmp.replace(self.paths.history)
+        tmp.replace(target)
         if self.writer is not None:
             self.writer.flush()
 
@@ -354,7 +369,7 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
                      last_stats.get("d/total", 0.0), rate)  # fmt: skip
         if writer and (step % train["sample_every"] == 0 or step == train["steps"]):
             picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
-            save_png(picture, paths.samples)
+            save_png(picture, paths.working_samples)
             if paths.tensorboard is not None:
                 save_png(picture, paths.tensorboard / "samples" / f"step-{step:07d}.png")
             history.image(step, picture)
@@ -367,15 +382,19 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
     metrics = {"step": step, "images_seen": step * images_per_step, "seconds": round(time.perf_counter() - started, 2),
                "weights_sha256": _digest(model), **{k: round(v, 6) for k, v in last_stats.items()}}  # fmt: skip
     if writer and step >= train["steps"]:
-        if not paths.samples.is_file():  # e.g. a finished run resumed: the grid of its final weights
+        if not paths.working_samples.is_file():  # e.g. a finished run resumed: the grid of its final weights
             grow = growth(train, step)
-            save_png(translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow), paths.samples)
+            picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
+            save_png(picture, paths.working_samples)
         save_model(paths.model, ema, vocabulary=vocabulary, step=step, faces=dataset.faces, train=train)
         paths.metrics.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         tmp.replace(paths.metrics)
         history.flush()
+        history.flush(paths.history)  # the run's plots, published with its model and metrics
+        with atomic_path(paths.samples) as published:
+            shutil.copyfile(paths.working_samples, published)
     return metrics
 
 
