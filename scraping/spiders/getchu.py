@@ -96,32 +96,27 @@ class GetchuSpider(scrapy.Spider):
     def _listing_request(
         self, url: str, month: str, *, gate_retried: bool = False, listing_url: str | None = None
     ) -> scrapy.Request:
-        """A month listing; `gate_retried` marks the one retry past the age gate (not deduplicated), `listing_url`
-        the listing page as first requested, which names it in its ListingItem whatever URL finally answers."""
-        meta: dict[str, Any] = {"listing_url": listing_url or url}
-        if gate_retried:
-            meta["gate_retried"] = True
-        return scrapy.Request(
-            url,
-            callback=self.parse_listing,
-            errback=self.not_fetched,
-            cookies=AGE_COOKIE,
-            cb_kwargs={"month": month},
-            meta=meta,
-            dont_filter=gate_retried,
-        )
+        """A month listing; `listing_url` is the listing page as first requested, which names it in its
+        ListingItem whatever URL finally answers."""
+        meta = {"listing_url": listing_url or url}
+        return self._request(url, self.parse_listing, meta, gate_retried, cb_kwargs={"month": month})
 
     def _game_request(self, url: str, *, gate_retried: bool = False) -> scrapy.Request:
         """A game page; a 404 or 410 comes to the callback (recorded missing) instead of being dropped."""
-        meta: dict[str, Any] = {"handle_httpstatus_list": MISSING_STATUSES}
-        if gate_retried:
-            meta["gate_retried"] = True
+        return self._request(url, self.parse_game, {"handle_httpstatus_list": MISSING_STATUSES}, gate_retried)
+
+    def _request(
+        self, url: str, callback: Any, meta: dict[str, Any], gate_retried: bool, cb_kwargs: dict[str, Any] | None = None
+    ) -> scrapy.Request:
+        """A page request with the age cookie, whose failures are recorded (`not_fetched`); `gate_retried` marks
+        the one retry past the age gate (not deduplicated)."""
         return scrapy.Request(
             url,
-            callback=self.parse_game,
+            callback=callback,
             errback=self.not_fetched,
             cookies=AGE_COOKIE,
-            meta=meta,
+            cb_kwargs=cb_kwargs or {},
+            meta={**meta, "gate_retried": True} if gate_retried else meta,
             dont_filter=gate_retried,
         )
 
