@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# dvc.yaml calls `twingan`, so the venv's bin goes first; telemetry stays off (flows/runtime.py).
+# dvc.yaml calls `twingan`, so the venv's bin goes first; telemetry stays off (core/environment.py).
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1

@@ -3,7 +3,7 @@
 Why: the encoder's layers at 64-256 px are memory-bound on a CPU (a batch of 64 at 128 px holds about
 270 MB per activation, far outside the caches), so a large batch is slower per crop than a small one,
 while a GPU wants large batches. This measures the ratio behind `index.batch_size: null` (4 on a CPU,
-64 on CUDA: training/devices.py `inference_batch_size`) against the previous fixed default of 64.
+64 on CUDA: core/devices.py `inference_batch_size`) against the previous fixed default of 64.
 
 Every variant embeds the same random crops (stored at `--stored` px, area-resized to the model's
 resolution as the stage does) with a model at the original widths (channel_base 4096, channel_max 256;

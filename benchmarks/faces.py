@@ -96,8 +96,8 @@ def stage(source: Path, root: Path, max_side: int, copies: int = 1, chunk: int =
     twingan = [sys.executable, "-m", "twingan"]
     subprocess.run([*twingan, "ingest", "-d", "human"], cwd=root, env=env, check=True, capture_output=True)
     script = (
-        "import resource, sys, time; from flows.runtime import configure_environment; configure_environment();"
-        "from flows.faces import run_faces; from twingan.params import load_params; from prefect import flow;"
+        "import resource, sys, time; from core.environment import configure_environment; configure_environment();"
+        "from flows.faces import run_faces; from core.params import load_params; from prefect import flow;"
         "t = time.perf_counter(); flow(lambda: None, name='warm-up')(); cold = time.perf_counter() - t;"
         "l = load_params('params.yaml'); t = time.perf_counter(); m = run_faces(l, 'human');"
         "print(time.perf_counter() - t, m['faces_kept'], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, cold)"
@@ -116,7 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.source.is_dir():
         raise SystemExit(f"--source: no such folder: {args.source} (the real photos live in ../shared/data/real)")
-    from flows.runtime import configure_environment
+    from core.environment import configure_environment
 
     configure_environment(REPO)
     files = images(args.source)

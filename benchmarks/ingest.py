@@ -86,7 +86,7 @@ class Series:
 
 def image_files(source: Path) -> list[Path]:
     """What a folder source lists by default: every file under `source` with an image extension."""
-    from twingan.params import DEFAULT_IMAGE_GLOBS
+    from core.params import DEFAULT_IMAGE_GLOBS
 
     suffixes = {pattern.removeprefix("*").lower() for pattern in DEFAULT_IMAGE_GLOBS}
     return sorted(p for p in source.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
@@ -162,8 +162,8 @@ def run_flow(source: Path, kind: str, workers: int, chunk_size: int) -> Run:
     """The real stage: a temporary project whose only domain reads `source`, through `run_ingest`."""
     import yaml
 
+    from core.params import load_params
     from flows.ingest import run_ingest
-    from twingan.params import load_params
 
     project = Path(tempfile.mkdtemp(prefix="ingest-bench-flow-"))
     try:
@@ -186,9 +186,9 @@ def run_flow(source: Path, kind: str, workers: int, chunk_size: int) -> Run:
 
 def run_code_alone(source: Path) -> Run:
     """Ingest's listing and per-item code in this process, without Prefect, a pool or the manifest."""
+    from core.params import FolderSource, IngestParams
     from preprocessing.ingest.inspect import ChunkJob, process_chunk
     from preprocessing.ingest.sources import list_source
-    from twingan.params import FolderSource, IngestParams
 
     settings = IngestParams()
     out = Path(tempfile.mkdtemp(prefix="ingest-bench-code-"))
@@ -375,10 +375,10 @@ def memory_child(kind: str, path: Path, workers: int) -> int:
 
     import yaml
 
+    from core.params import load_params
+    from core.parquet import read_table
+    from core.schemas import RAW_MANIFEST
     from flows.ingest import run_ingest
-    from preprocessing.schemas import RAW_MANIFEST
-    from twingan.params import load_params
-    from twingan.parquet import read_table
 
     project = Path(tempfile.mkdtemp(prefix="ingest-bench-memory-"))
     try:
@@ -498,7 +498,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from flows.runtime import configure_environment
+    from core.environment import configure_environment
 
     # Before anything imports Prefect: PREFECT_HOME is the project's .prefect/, telemetry off.
     configure_environment(REPO)

@@ -46,9 +46,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS  # noqa: E402
+from core.parquet import table_from_rows, write_table  # noqa: E402
+from core.schemas import DATASET_MANIFEST, DATASET_PIXELS  # noqa: E402
 from training.data import PairedDomainBatches, make_loader  # noqa: E402
-from twingan.parquet import table_from_rows, write_table  # noqa: E402
 
 SIZE = 256
 BATCH = 32

@@ -151,7 +151,7 @@ def main() -> int:
         help="seconds the mock waits before each response (a real site's round trip; 0: none)",
     )
     args = parser.parse_args()
-    from flows.runtime import configure_environment
+    from core.environment import configure_environment
 
     configure_environment(REPO)
     port = free_port()

@@ -59,10 +59,10 @@ def pick(source: Path, count: int) -> list[Path]:
 
 
 def make_model(path: Path) -> None:
+    from core.params import TagsParams
     from preprocessing.tags.vocabulary import Vocabulary
     from training.model_file import save_model
     from training.networks import NetworkConfig, TwinGAN
-    from twingan.params import TagsParams
 
     vocabulary = Vocabulary.from_params(TagsParams()).tags
     torch.manual_seed(0)

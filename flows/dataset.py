@@ -30,9 +30,20 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from flows.executor import chunked, make_task_runner, map_bounded
+from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.environment import stage_flow_settings
+from core.executor import chunked, make_task_runner, map_bounded
+from core.params import DatasetParams, LoadedParams, load_params
+from core.parquet import SchemaMismatchError, read_params, read_table, table_from_rows, write_table
+from core.schemas import (
+    DATASET_DUPLICATES,
+    DATASET_MANIFEST,
+    DATASET_PIXELS,
+    DATASET_REJECTS,
+    FACES,
+    RAW_MANIFEST,
+)
 from flows.faces import contact_sheet
-from flows.runtime import stage_flow_settings
 from flows.tags import read_tags
 from preprocessing.dataset.balance import balanced_weights, gender_of
 from preprocessing.dataset.dedupe import remove_near_duplicates
@@ -46,17 +57,6 @@ from preprocessing.dataset.quality import (
 )
 from preprocessing.dataset.splits import assign_split, split_key
 from preprocessing.faces.shards import crops_by_shard
-from preprocessing.schemas import (
-    DATASET_DUPLICATES,
-    DATASET_MANIFEST,
-    DATASET_PIXELS,
-    DATASET_REJECTS,
-    FACES,
-    RAW_MANIFEST,
-)
-from twingan.atomic import partial_dir, publish_dir, write_json_atomic
-from twingan.params import DatasetParams, LoadedParams, load_params
-from twingan.parquet import SchemaMismatchError, read_params, read_table, table_from_rows, write_table
 
 log = logging.getLogger("twingan.dataset")
 

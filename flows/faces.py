@@ -27,13 +27,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from flows.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
-from flows.runtime import stage_flow_settings
+from core.atomic import partial_dir, publish_dir, write_json_atomic, write_with
+from core.environment import stage_flow_settings
+from core.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
+from core.params import LoadedParams, ParamsError, load_params
+from core.parquet import read_table, table_from_rows, write_table
+from core.schemas import CROPS, FACE_REJECTS, FACES, RAW_MANIFEST
 from preprocessing.faces.extract import FacesJob, ImageRef, ImageResult, process_chunk
-from preprocessing.schemas import CROPS, FACE_REJECTS, FACES, RAW_MANIFEST
-from twingan.atomic import partial_dir, publish_dir, write_json_atomic, write_with
-from twingan.params import LoadedParams, ParamsError, load_params
-from twingan.parquet import read_table, table_from_rows, write_table
 
 log = logging.getLogger("twingan.faces")
 

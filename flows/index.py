@@ -26,9 +26,12 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from preprocessing.schemas import DATASET_MANIFEST, INDEX_IDS
+from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.devices import inference_batch_size, resolve_device
+from core.params import IndexParams, LoadedParams, ParamsError
+from core.parquet import read_table, table_from_rows, write_table
+from core.schemas import DATASET_MANIFEST, INDEX_IDS
 from training.data import MANIFEST, DomainSplit, to_images
-from training.devices import inference_batch_size, resolve_device
 from training.embeddings import embed_images, embed_split, encoder_digest, latent_dim
 from training.model_file import load_model
 from training.networks import TwinGAN
@@ -44,9 +47,6 @@ from training.vector_index import (
     relative_to,
     write_index,
 )
-from twingan.atomic import partial_dir, publish_dir, write_json_atomic
-from twingan.params import IndexParams, LoadedParams, ParamsError
-from twingan.parquet import read_table, table_from_rows, write_table
 
 log = logging.getLogger("twingan.index")
 

@@ -2,7 +2,7 @@
 
 Writes, all at once when the run succeeds (built in `data/raw/<domain>.partial/`, then renamed):
   images/<id[:2]>/<id>.<ext>   the bytes of every distinct image, named by SHA-256
-  manifest.parquet            one row per stored image (preprocessing.schemas.RAW_MANIFEST)
+  manifest.parquet            one row per stored image (core.schemas.RAW_MANIFEST)
   rejects.parquet             one row per item not stored, with the reason (RAW_REJECTS)
 and `metrics/ingest/<domain>.json` for `dvc metrics show`. A killed run leaves the previous output
 untouched; the next run reuses the images already in the staging folder.
@@ -20,7 +20,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from flows.executor import (
+from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.environment import stage_flow_settings
+from core.executor import (
     balanced_chunks,
     chunk_size_for,
     make_task_runner,
@@ -28,15 +30,13 @@ from flows.executor import (
     run_on,
     worker_pool,
 )
-from flows.runtime import stage_flow_settings
+from core.params import LoadedParams, load_params
+from core.parquet import table_from_rows, write_table
+from core.schemas import RAW_MANIFEST, RAW_REJECTS
 from preprocessing.ingest import stream
 from preprocessing.ingest.inspect import ChunkJob, Record, process_chunk
 from preprocessing.ingest.outputs import assemble, prune_store
 from preprocessing.ingest.sources import SourceItem, archive_kind, check_archive, list_source
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
-from twingan.atomic import partial_dir, publish_dir, write_json_atomic
-from twingan.params import LoadedParams, load_params
-from twingan.parquet import table_from_rows, write_table
 
 log = logging.getLogger("twingan.ingest")
 

@@ -31,7 +31,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from twingan.params import LoadedParams, load_params
+from core.params import LoadedParams, load_params
 
 log = logging.getLogger("twingan.rebuild")
 

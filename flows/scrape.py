@@ -2,10 +2,10 @@
 
 Writes (published in one rename when the crawl has finished):
   images/<id[:2]>/<id>.<ext>  every distinct portrait, bytes as downloaded, named by SHA-256
-  manifest.parquet           the raw manifest (preprocessing.schemas.RAW_MANIFEST): one row per distinct
+  manifest.parquet           the raw manifest (core.schemas.RAW_MANIFEST): one row per distinct
                              image, `source_uri` = game page, `member` = image URL
   rejects.parquet            failed downloads with their reason, and duplicate images
-  pages.parquet              game and character metadata (scraping.schemas.CRAWL_PAGES); a page the age
+  pages.parquet              game and character metadata (core.schemas.CRAWL_PAGES); a page the age
                              gate kept has page_status `gated`, one that could not be fetched or decoded
                              `failed` with the reason in page_failure, a portrait on another site
                              image_status `offsite` (and a reject row)
@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.params import CrawlParams, LoadedParams
+from core.parquet import table_from_rows, write_table
+from core.schemas import CRAWL_PAGES, PAGE_STATUSES, RAW_MANIFEST, RAW_REJECTS, UNREAD_STATUSES
 from preprocessing.ingest.outputs import prune_store
 from preprocessing.ingest.reasons import Reason
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
-from scraping.schemas import CRAWL_PAGES, PAGE_STATUSES, UNREAD_STATUSES
-from twingan.atomic import partial_dir, publish_dir, write_json_atomic
-from twingan.params import CrawlParams, LoadedParams
-from twingan.parquet import table_from_rows, write_table
 
 log = logging.getLogger("twingan.scrape")
 
@@ -165,7 +164,7 @@ def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
     pages, characters = items.pages, items.characters
     unknown = sorted({page["status"] for page in pages.values()} - set(PAGE_STATUSES))
     if unknown:
-        raise ValueError(f"crawl_pages: page status {unknown} is not one of {PAGE_STATUSES} (scraping/schemas.py)")
+        raise ValueError(f"crawl_pages: page status {unknown} is not one of {PAGE_STATUSES} (core/schemas.py)")
     stored: dict[str, list[dict[str, Any]]] = {}
     rejects: list[dict[str, Any]] = []
     failures: Counter[str] = Counter()

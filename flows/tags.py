@@ -23,15 +23,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from flows.executor import make_task_runner, map_bounded
-from flows.runtime import stage_flow_settings
+from core.atomic import write_json_atomic
+from core.environment import stage_flow_settings
+from core.executor import make_task_runner, map_bounded
+from core.params import LoadedParams, ParamsError, load_params
+from core.parquet import SchemaMismatchError, read_table, schema_id, table_from_rows, write_table
+from core.schemas import FACES, RAW_MANIFEST, TAGS
 from preprocessing.faces.shards import crops_by_shard
-from preprocessing.schemas import FACES, RAW_MANIFEST, TAGS
 from preprocessing.tags.taggers import FaceToTag, Tagger, TaggerError, make_tagger, parse_attributes
 from preprocessing.tags.vocabulary import Vocabulary
-from twingan.atomic import write_json_atomic
-from twingan.params import LoadedParams, ParamsError, load_params
-from twingan.parquet import SchemaMismatchError, read_table, schema_id, table_from_rows, write_table
 
 log = logging.getLogger("twingan.tags")
 
@@ -157,7 +157,7 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
 
 def read_tags(path: Path) -> tuple[Any, list[str]]:
     """A tags table and the vocabulary its probability columns follow (checked against the rows)."""
-    from twingan.parquet import read_params
+    from core.parquet import read_params
 
     table = read_table(path, TAGS)
     vocabulary = read_params(path).get("vocabulary")

@@ -15,7 +15,7 @@ class GamePageItem(TypedDict):
     kind: str  # "page"
     game_id: int
     page_url: str
-    status: str  # one of scraping.schemas.PAGE_STATUSES
+    status: str  # one of core.schemas.PAGE_STATUSES
     failure: NotRequired[str]  # status failed: why (scraping/failures.py), pages.parquet's page_failure
     title: str | None
     brand: str | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twingan.params import CrawlParams
+from core.params import CrawlParams
 
 RETRY_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 os.environ.setdefault("PREFECT_HOME", str(REPO / ".prefect" / f"pytest-{_worker}"))
 
-from flows.runtime import configure_environment  # noqa: E402
+from core.environment import configure_environment  # noqa: E402
 
 configure_environment(REPO)
 

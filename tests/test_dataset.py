@@ -12,15 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageEnhance
 
-from flows.dataset import run_dataset
-from flows.faces import run_faces
-from flows.ingest import run_ingest
-from flows.tags import run_tags
-from preprocessing.dataset.balance import balanced_weights
-from preprocessing.dataset.dedupe import near_duplicate_pairs, remove_near_duplicates
-from preprocessing.dataset.quality import face_side_in_source
-from preprocessing.dataset.splits import assign_split, split_key
-from preprocessing.schemas import (
+from core.params import load_params
+from core.parquet import SchemaMismatchError, read_params, read_table
+from core.schemas import (
     CROPS,
     DATASET_DUPLICATES,
     DATASET_MANIFEST,
@@ -29,10 +23,16 @@ from preprocessing.schemas import (
     FACES,
     RAW_MANIFEST,
 )
+from flows.dataset import run_dataset
+from flows.faces import run_faces
+from flows.ingest import run_ingest
+from flows.tags import run_tags
+from preprocessing.dataset.balance import balanced_weights
+from preprocessing.dataset.dedupe import near_duplicate_pairs, remove_near_duplicates
+from preprocessing.dataset.quality import face_side_in_source
+from preprocessing.dataset.splits import assign_split, split_key
 from tests.conftest import write_params
 from twingan.demo_data import draw_anime_face
-from twingan.params import load_params
-from twingan.parquet import SchemaMismatchError, read_params, read_table
 
 
 def test_band_search_finds_exactly_the_pairs_brute_force_finds() -> None:

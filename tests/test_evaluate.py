@@ -15,9 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.params import ParamsError, TagsParams, load_params
+from core.parquet import table_from_rows, write_table
+from core.schemas import DATASET_MANIFEST, DATASET_PIXELS
 from preprocessing.faces.align import align_by_eyes, warp
 from preprocessing.faces.detectors import Face, make_detector
-from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS
 from preprocessing.tags.vocabulary import Vocabulary
 from tests.conftest import write_params
 from tests.test_training_data import manifest_row
@@ -37,8 +39,6 @@ from training.evaluation.stage import evaluate
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN
 from twingan.demo_data import draw_anime_face
-from twingan.params import ParamsError, TagsParams, load_params
-from twingan.parquet import table_from_rows, write_table
 
 
 @pytest.fixture(autouse=True, scope="module")

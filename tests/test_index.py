@@ -14,11 +14,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from core.devices import inference_batch_size
+from core.params import IndexParams, load_params
+from core.parquet import read_params, read_table, table_from_rows, write_table
+from core.schemas import DATASET_MANIFEST, DATASET_PIXELS, INDEX_IDS
 from flows.index import run_index
-from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS, INDEX_IDS
 from tests.conftest import write_params
 from tests.test_training_data import VOCABULARY, manifest_row
-from training.devices import inference_batch_size
 from training.embeddings import embed_pixels, encoder_digest
 from training.model_file import load_model, save_model
 from training.neighbors import NeighborsError, find_neighbors
@@ -32,8 +34,6 @@ from training.vector_index import (
     recall_at_k,
 )
 from twingan.cli import app
-from twingan.params import IndexParams, load_params
-from twingan.parquet import read_params, read_table, table_from_rows, write_table
 
 DOMAINS = ("human", "anime")
 SIZE = 16
@@ -226,8 +226,8 @@ def test_the_batch_size_follows_the_device_unless_set_and_does_not_change_the_ve
 
 
 def test_splits_missing_everywhere_and_a_missing_dataset_are_named(project: Path, tmp_path: Path) -> None:
+    from core.params import ParamsError
     from flows.index import build_neighbor_index
-    from twingan.params import ParamsError
 
     def build(datasets: Path, **settings: object) -> None:
         build_neighbor_index(IndexParams(device="cpu", **settings), model_path=project / "models" / "twingan.pt",

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from core.params import ArchiveSource, load_params
+from core.parquet import read_table
+from core.schemas import RAW_MANIFEST, RAW_REJECTS
 from flows.ingest import run_ingest
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import list_source
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from tests import fixtures_images as fx
 from tests.conftest import write_params
-from twingan.params import ArchiveSource, load_params
-from twingan.parquet import read_table
 
 A1, A2, A3, B = fx.jpeg(1), fx.jpeg(2), fx.jpeg(3), fx.jpeg(4)
 # In archive order: three different "img/a.jpg", and "img/b.jpg" twice with the same bytes.

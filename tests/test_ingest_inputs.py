@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.params import ArchiveSource, FolderSource
 from preprocessing.images import load_rgb
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import SourceError, list_source, unsafe_member_name
 from tests import fixtures_images as fx
-from twingan.params import ArchiveSource, FolderSource
 
 
 def ingest_records(

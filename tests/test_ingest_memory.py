@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from core.params import load_params
+from core.parquet import read_table
+from core.schemas import RAW_MANIFEST
 from flows.ingest import run_ingest
 from preprocessing.ingest import stream
 from preprocessing.ingest.sources import SourceItem
-from preprocessing.schemas import RAW_MANIFEST
 from tests import fixtures_images as fx
 from tests.conftest import REPO, write_params
-from twingan.params import load_params
-from twingan.parquet import read_table
 
 MiB = 2**20
 
@@ -157,10 +157,10 @@ def test_tar_gz_output_is_the_same_for_any_chunking_and_workers(tmp_path: Path, 
 CHILD = r"""
 import json, re, sys
 from pathlib import Path
-from flows.runtime import configure_environment
+from core.environment import configure_environment
 configure_environment(Path.cwd())
 from flows.ingest import run_ingest
-from twingan.params import load_params
+from core.params import load_params
 metrics = run_ingest(load_params(sys.argv[1]), "cat")
 peak = int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
 print(json.dumps({"peak_kib": peak, "stored": metrics["stored"]}))

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.params import ArchiveSource, FolderSource, load_params
+from core.parquet import read_table, table_from_rows, write_table
+from core.schemas import RAW_MANIFEST, RAW_REJECTS
 from flows.ingest import run_ingest
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import SourceError, check_archive, list_source
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from tests import fixtures_images as fx
 from tests.conftest import write_params
-from twingan.params import ArchiveSource, FolderSource, load_params
-from twingan.parquet import read_table, table_from_rows, write_table
 
 LATIN1 = b"caf\xe9.jpg"  # "café.jpg" as Windows-1252 / Latin-1 writes it: not valid UTF-8
 ESCAPED = "caf\\xe9.jpg"  # how the manifest records it

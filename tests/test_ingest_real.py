@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.params import load_params
+from core.parquet import read_table
+from core.schemas import RAW_MANIFEST
 from flows.ingest import run_ingest
 from preprocessing.images import load_rgb
-from preprocessing.schemas import RAW_MANIFEST
 from tests.conftest import write_params
-from twingan.params import load_params
-from twingan.parquet import read_table
 
 pytestmark = pytest.mark.real_data
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from core.params import load_params
+from core.parquet import read_params, read_table
+from core.schemas import RAW_MANIFEST, RAW_REJECTS
 from flows.ingest import run_ingest
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
 from tests import fixtures_images as fx
 from tests.conftest import REPO, write_params
-from twingan.params import load_params
-from twingan.parquet import read_params, read_table
 
 MIXED = {
     "a.jpg": fx.jpeg(1),

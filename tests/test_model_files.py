@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from preprocessing.schemas import INDEX_IDS
+from core.parquet import table_from_rows, write_table
+from core.schemas import INDEX_IDS
 from tests.conftest import write_params
 from tests.tiny_models import tiny_model
 from training.checkpoint import CheckpointError, load
 from training.model_file import load_model
 from twingan.cli import app
-from twingan.parquet import table_from_rows, write_table
 
 
 class _CreatesMarker:

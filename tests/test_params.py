@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.params import ParamsError, load_params
 from tests.conftest import REPO, write_params
 from twingan.cli import app
-from twingan.params import ParamsError, load_params
 
 FOLDER = {"source": {"kind": "folder", "path": "photos"}}
 

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
-from twingan.parquet import (
+from core.parquet import (
     SchemaMismatchError,
     declare,
     read_params,
@@ -17,6 +16,7 @@ from twingan.parquet import (
     table_from_rows,
     write_table,
 )
+from core.schemas import RAW_MANIFEST, RAW_REJECTS
 
 REJECT = {
     "source_uri": "s",

@@ -116,9 +116,9 @@ def test_default_workers_and_model_threads() -> None:
 
 
 def test_a_photo_over_ingests_pixel_bound_is_skipped_before_decoding(tmp_path: Path) -> None:
+    from core.params import IngestParams
     from preprocessing.images import DEFAULT_MAX_PIXELS
     from tests.test_web_demo import oversize_png
-    from twingan.params import IngestParams
 
     assert IngestParams().max_pixels == DEFAULT_MAX_PIXELS  # the bound on photos from outside is ingest's
     found = finder().find(oversize_png(tmp_path / "huge.png"))

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preprocessing.schemas import FACES, RAW_MANIFEST
+from core.parquet import read_table
+from core.schemas import FACES, RAW_MANIFEST
 from tests import fixtures_images as fx
 from tests.conftest import REPO
-from twingan.parquet import read_table
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

@@ -55,7 +55,7 @@ def _kill_and_check(stage: subprocess.Popen[bytes], sig: int, timeout: float = 2
     def started() -> bool:
         commands = [" ".join(p.cmdline()) for p in _descendants(stage.pid) if p.is_running()]
         workers = [c for c in commands if "multiprocessing.forkserver" in c or "multiprocessing.spawn" in c]
-        server = any("flows.api_server" in c or "prefect.server.api" in c for c in commands)  # ours, or Prefect's
+        server = any("core.api_server" in c or "prefect.server.api" in c for c in commands)  # ours, or Prefect's
         return server and len(workers) >= 3  # forkserver + 2 workers
 
     _wait_for(started, 120, "the stage's API server and pool workers")
@@ -111,7 +111,7 @@ def test_a_killed_faces_stage_leaves_no_process_behind(project: Path, sig: int) 
 WORKER_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from twingan.processes import worker_pool
+    from core.processes import worker_pool
     pool = worker_pool(2)
     futures = [pool.submit(time.sleep, 600) for _ in range(2)]
     time.sleep(1.5)
@@ -134,9 +134,9 @@ def test_pool_workers_exit_when_their_parent_is_killed() -> None:
 SERVER_SCRIPT = textwrap.dedent(
     """
     import time
-    from flows.runtime import configure_environment
+    from core.environment import configure_environment
     configure_environment()
-    from flows.api_server import local_api
+    from core.api_server import local_api
     with local_api() as url:
         print(url, flush=True)
         time.sleep(600)
@@ -154,7 +154,7 @@ def test_the_api_server_answers_then_exits_with_its_stage(tmp_path: Path) -> Non
     url = parent.stdout.readline().decode().strip()
     assert url.startswith("http://127.0.0.1:") and httpx.get(f"{url}/health", timeout=5).status_code == 200
     children = _descendants(parent.pid)
-    assert any("flows.api_server" in " ".join(c.cmdline()) for c in children)
+    assert any("core.api_server" in " ".join(c.cmdline()) for c in children)
     parent.kill()
     parent.wait()
     _wait_for(lambda: not _alive(children), 20, f"the server to exit: {_alive(children)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.runtime import configure_environment
+from core.environment import configure_environment
 
 
 def test_defaults_are_set_only_where_the_user_set_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,8 +27,8 @@ def test_a_nested_home_given_by_the_user_is_created(tmp_path: Path, monkeypatch:
 
 
 def test_chunks_split_small_inputs_for_every_worker_and_cap_large_ones() -> None:
-    from flows.executor import chunk_size_for
-    from twingan.params import ExecutorParams
+    from core.executor import chunk_size_for
+    from core.params import ExecutorParams
 
     two = ExecutorParams(workers=2, chunk_size=256)
     assert chunk_size_for(106, two) == 27  # 4 chunks: 2 per worker
@@ -38,7 +38,7 @@ def test_chunks_split_small_inputs_for_every_worker_and_cap_large_ones() -> None
 
 
 def test_balanced_chunks_spread_the_large_items() -> None:
-    from flows.executor import balanced_chunks
+    from core.executor import balanced_chunks
 
     sizes = [100, 90, 80, 70, 5, 4, 3, 2, 1]  # sorted by name, the large ones come first
     chunks = balanced_chunks(sizes, 3, weight=lambda size: size)
@@ -52,7 +52,7 @@ def test_balanced_chunks_spread_the_large_items() -> None:
 def test_stage_flows_run_without_the_heartbeat_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import get_current_settings
 
-    from flows.runtime import stage_flow_settings
+    from core.environment import stage_flow_settings
 
     monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
     with stage_flow_settings():

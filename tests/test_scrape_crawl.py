@@ -21,11 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from preprocessing.schemas import RAW_MANIFEST, RAW_REJECTS
-from scraping.schemas import CRAWL_PAGES
+from core.parquet import read_table, table_from_rows
+from core.schemas import CRAWL_PAGES, RAW_MANIFEST, RAW_REJECTS
 from tests.conftest import REPO, write_params
 from tests.getchu_site import DEFAULT_ROBOTS, MockGetchu
-from twingan.parquet import read_table, table_from_rows
 
 BIN = Path(sys.executable).parent
 FAST = {
@@ -494,8 +493,8 @@ def test_an_undecodable_page_or_listing_is_recorded_failed_and_rebuilt_byte_iden
 def test_a_later_record_that_read_the_page_wins_over_a_failed_one(tmp_path: Path) -> None:
     """items.jsonl of a crawl restarted after a hard kill, or resumed, may log a game or a listing twice: a record
     that read it (any status but gated or failed) wins over one that did not, whichever came first."""
+    from core.params import CrawlParams
     from flows.scrape import build_tables
-    from twingan.params import CrawlParams
 
     def page(game_id: int, status: str, failure: str | None = None) -> dict[str, Any]:
         url = f"http://127.0.0.1:1/soft.phtml?id={game_id}&gc=gc"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from core.params import TagsParams
 from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS, estimate_hair, eye_frame_matrix
 from preprocessing.tags.taggers import AnimeFaceColorsTagger, FaceToTag, HumanHairTagger, TaggerError, make_tagger
 from preprocessing.tags.vocabulary import Palette, Vocabulary, srgb_to_lab
-from twingan.params import TagsParams
 
 VOCABULARY = Vocabulary.from_params(TagsParams())
 

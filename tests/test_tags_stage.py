@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.params import ParamsError, TagsParams, load_params
+from core.parquet import SchemaMismatchError, read_table
+from core.schemas import CROPS, FACES, RAW_MANIFEST
 from flows.faces import run_faces
 from flows.ingest import run_ingest
 from flows.tags import read_tags, run_tags
 from preprocessing.images import load_rgb
-from preprocessing.schemas import CROPS, FACES, RAW_MANIFEST
 from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS, eye_frame_matrix
 from preprocessing.tags.vocabulary import Palette
 from tests.conftest import write_params
 from twingan.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
-from twingan.params import ParamsError, TagsParams, load_params
-from twingan.parquet import SchemaMismatchError, read_table
 
 LABELS = Path(__file__).parent / "data" / "human_hair_labels.csv"
 
@@ -144,8 +144,8 @@ def test_human_hair_agrees_with_hand_labels_on_real_photos(tmp_path: Path, real_
 
     # The same photos through the dataset stage: the one near duplicate of the set is the 240p copy of a
     # 1080p photo (pHash distance 8; the next closest pair of different photos is 12 bits apart).
+    from core.schemas import DATASET_DUPLICATES, DATASET_MANIFEST
     from flows.dataset import run_dataset
-    from preprocessing.schemas import DATASET_DUPLICATES, DATASET_MANIFEST
 
     metrics = run_dataset(loaded, "human")
     kept = {
@@ -246,8 +246,8 @@ def test_illust2vec_through_the_stage(tmp_path: Path, monkeypatch: pytest.Monkey
         assert np.allclose(np.asarray(row["features"], dtype=np.float32), features, rtol=2e-3, atol=2e-3)
 
     # The dataset stage carries the features into the manifest, for training conditioned on a reference.
+    from core.schemas import DATASET_MANIFEST
     from flows.dataset import run_dataset
-    from preprocessing.schemas import DATASET_MANIFEST
 
     loaded = load_params(write_params(tmp_path / "p", {"anime": anime_domain(art, tagger)},
                                       tags={"thresholds": {"general": 0.5}, "device": "cpu"},

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from core.params import TrainParams
 from tests.test_model_files import booby_trap
 from tests.test_training_data import write_dataset
 from training.checkpoint import CheckpointError, load
 from training.loop import NonFiniteLoss, RunPaths, growth, training_loop
 from training.model_file import load_model
-from twingan.params import TrainParams
 
 DOMAINS = ("human", "anime")
 
@@ -195,9 +195,9 @@ def test_two_processes_with_gloo_train_in_lockstep(tmp_path: Path, datasets) -> 
 
 
 def test_the_train_stage_names_a_wrong_domain_or_a_missing_dataset(tmp_path: Path) -> None:
+    from core.params import ParamsError, load_params
     from tests.conftest import write_params
     from training.train import run_paths
-    from twingan.params import ParamsError, load_params
 
     source = {"source": {"kind": "folder", "path": "x"}}
     loaded = load_params(

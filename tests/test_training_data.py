@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS
+from core.parquet import SchemaMismatchError, declare, read_params, table_from_rows, write_table
+from core.schemas import DATASET_MANIFEST, DATASET_PIXELS
 from training.data import CorruptShardError, DomainSplit, PairedDomainBatches, make_loader
-from twingan.parquet import SchemaMismatchError, declare, read_params, table_from_rows, write_table
 
 VOCABULARY = ["blonde hair", "blue eyes", "smile", "rare"]
 

@@ -184,7 +184,7 @@ def test_handler_refuses_too_many_pixels_before_decoding(
 ) -> None:
     """Uploads have the bound of ingest (ingest.max_pixels, 50,000,000 by default), checked from the header
     before the pixels are decoded; the message names the upload, not the server's cache path."""
-    from twingan.params import IngestParams
+    from core.params import IngestParams
 
     cache = tmp_path / "gradio" / "0123abcd"  # where Gradio keeps an upload: its cache, then a hash folder
     cache.mkdir(parents=True)

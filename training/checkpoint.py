@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from twingan.atomic import atomic_path
+from core.atomic import atomic_path
 
 FORMAT = "twingan-checkpoint/1"
 MODEL_FORMAT = "twingan-model/1"

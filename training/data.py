@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from preprocessing.schemas import DATASET_MANIFEST, DATASET_PIXELS, SPLITS
-from twingan.parquet import PARAMS_KEY, SchemaMismatchError, read_params, read_table, schema_id
+from core.parquet import PARAMS_KEY, SchemaMismatchError, read_params, read_table, schema_id
+from core.schemas import DATASET_MANIFEST, DATASET_PIXELS, SPLITS
 
 log = logging.getLogger(__name__)
 

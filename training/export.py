@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from core.atomic import atomic_path
 from training.conditioning import condition_vector
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
-from twingan.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -33,13 +33,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from core.atomic import atomic_path
 from training.checkpoint import FORMAT, check_compatible, load, save_atomic
 from training.data import PairedDomainBatches, make_loader
 from training.losses import LossConfig, TwinGANObjective
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN, count_parameters
 from training.samples import save_png, translation_grid
-from twingan.atomic import atomic_path
 
 log = logging.getLogger("twingan.train")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.devices import resolve_device
 from training.checkpoint import CheckpointError
 from training.data import to_images
-from training.devices import resolve_device
 from training.embeddings import embed_pixels, encoder_digest
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN

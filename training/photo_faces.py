@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from twingan.processes import worker_pool
+from core.processes import worker_pool
 
 _WORKER: FaceFinder | None = None  # the finder of a worker process, built once by _start
 
@@ -135,7 +135,7 @@ class FacePool:
         if workers < 1:
             raise ValueError(f"a face pool needs at least 1 worker, got {workers}")
         self.spec, self.resolution, self.workers = finder.spec, finder.resolution, workers
-        # not fork: the parent holds torch's threads (twingan/processes.py)
+        # not fork: the parent holds torch's threads (core/processes.py)
         self._pool = worker_pool(workers, _start, (finder.spec, finder.resolution))
 
     def submit(self, path: Path, keep_photo: bool) -> Future[PhotoFaces]:

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch.distributed as dist
 
+from core.params import LoadedParams, ParamsError, load_params
 from training.loop import RunPaths, training_loop
-from twingan.params import LoadedParams, ParamsError, load_params
 
 log = logging.getLogger("twingan.train")
 

@@ -10,7 +10,7 @@ match what training read.
 
 Faces of many photos share one batch (a group photo and the next portraits fill it), which is what
 keeps a GPU busy; on a CPU the 128 px layers are memory-bound and a batch of 4 is fastest
-(training/devices.py). Detection is most of the work on a CPU, so photos' faces are found in worker
+(core/devices.py). Detection is most of the work on a CPU, so photos' faces are found in worker
 processes while this one runs the model (training/photo_faces.py): on 2 cores, 106 real photos ran 1.40x
 faster than a per-face loop (benchmarks/translate.py). The networks use instance normalisation, so a
 face's translation does not depend on its batch mates (to float32 rounding). A photo that cannot be
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.devices import inference_batch_size, resolve_device
 from training.conditioning import condition_vector
 from training.data import to_images
-from training.devices import inference_batch_size, resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import DEFAULT_FEATHER, paste_faces
@@ -343,7 +343,7 @@ def model_palette(model_tags: Sequence[str], palette: Any = None) -> Any:
     from preprocessing.tags.vocabulary import Vocabulary, eye_tag, hair_tag
 
     if palette is None:
-        from twingan.params import TagsParams
+        from core.params import TagsParams
 
         palette = Vocabulary.from_params(TagsParams())
     known = set(model_tags)
@@ -436,7 +436,7 @@ def save_png(rgb: np.ndarray, path: Path) -> None:
     """Atomically; no timestamps or other metadata, so equal pixels give equal bytes."""
     from PIL import Image
 
-    from twingan.atomic import atomic_path
+    from core.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.schemas import INDEX_IDS
-from twingan.parquet import read_params, read_table
+from core.parquet import read_params, read_table
+from core.schemas import INDEX_IDS
 
 log = logging.getLogger("twingan.index")
 

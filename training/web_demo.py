@@ -31,7 +31,7 @@ the page with `kill`.
 
 Nothing is fetched from the internet: the default theme's fonts and every script are served by the
 local server (the browser test records every request the page makes and finds none to another host),
-analytics are off (flows/runtime.py), `share` is off unless asked for, and server-side rendering (which
+analytics are off (core/environment.py), `share` is off unless asked for, and server-side rendering (which
 would need Node) is off.
 """
 
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from training.devices import resolve_device
+from core.devices import resolve_device
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.paste import paste_faces
@@ -94,7 +94,7 @@ def tag_groups(vocabulary: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 def default_max_pixels() -> int:
     """Ingest's bound on pixels (ingest.max_pixels' default): the page accepts what the pipeline would store."""
-    from twingan.params import IngestParams
+    from core.params import IngestParams
 
     return IngestParams().max_pixels
 
@@ -325,8 +325,8 @@ class DemoModel:
 
 def _quiet_gradio() -> None:
     """Gradio's and Hugging Face's analytics and hub look-ups off, unless the user set them: the same defaults
-    as the stages (flows/runtime.py), for callers that import this module without the CLI."""
-    from flows.runtime import QUIET_DEFAULTS
+    as the stages (core/environment.py), for callers that import this module without the CLI."""
+    from core.environment import QUIET_DEFAULTS
 
     for key in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
         os.environ.setdefault(key, QUIET_DEFAULTS[key])

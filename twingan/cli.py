@@ -15,11 +15,11 @@ from typing import Annotated
 
 import typer
 
-from flows.runtime import configure_environment
+from core.environment import configure_environment
 
 configure_environment()  # before anything imports Prefect
 
-from twingan.params import ParamsError, load_params  # noqa: E402
+from core.params import ParamsError, load_params  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -42,7 +42,7 @@ def _setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(show_path=False, show_time=False, console=_stderr_console())],
         force=True,
     )
-    for name in ("twingan", "flows", "preprocessing", "scraping", "training"):
+    for name in ("twingan", "flows", "core", "inference", "evaluation", "preprocessing", "scraping", "training"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -65,8 +65,8 @@ def _fail(message: str) -> None:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from core.parquet import SchemaMismatchError
     from preprocessing.ingest.sources import SourceError
-    from twingan.parquet import SchemaMismatchError
 
     try:
         from preprocessing.faces.detectors import ModelFileMissing
@@ -355,8 +355,8 @@ def translate(
         translator = Translator.from_file(model, source=source, target=target, device=device, batch_size=batch_size)
         wanted, features = parse_tags(tags), None
         if reference is not None:
+            from core.params import TagsParams
             from preprocessing.tags.vocabulary import Vocabulary
-            from twingan.params import TagsParams
 
             colours = load_params(params).params.tags if params.is_file() else TagsParams()
             found = translator.reference(reference, illust2vec=illust2vec, palette=Vocabulary.from_params(colours))
@@ -446,7 +446,7 @@ def demo(
     ),
 ) -> None:
     """A local web page: upload a photo, pick tags or a reference, see its faces translated (training/web_demo.py)."""
-    from twingan.processes import stop_requests
+    from core.processes import stop_requests
 
     log = logging.getLogger("twingan.demo")
     # From the start, so that a stop while torch and the model load (the first seconds) also ends here,
@@ -457,8 +457,8 @@ def demo(
             from training.web_demo import build_app, launch
 
             try:
+                from core.params import IngestParams, TagsParams
                 from preprocessing.tags.vocabulary import Vocabulary
-                from twingan.params import IngestParams, TagsParams
 
                 loaded = load_params(params).params if params.is_file() else None
                 colours = loaded.tags if loaded else TagsParams()

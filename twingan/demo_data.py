@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from twingan.atomic import partial_dir, publish_dir
-from twingan.params import DemoDataParams
+from core.atomic import partial_dir, publish_dir
+from core.params import DemoDataParams
 
 log = logging.getLogger("twingan.demo_data")
 

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from twingan.atomic import atomic_path, write_bytes_atomic
+from core.atomic import atomic_path, write_bytes_atomic
 
 log = logging.getLogger("twingan.fetch")
 

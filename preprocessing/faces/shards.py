@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from preprocessing.schemas import CROPS
-from twingan.parquet import SchemaMismatchError, read_table
+from core.parquet import SchemaMismatchError, read_table
+from core.schemas import CROPS
 
 
 def crops_by_shard(folder: Path, faces: Iterable[Mapping[str, Any]]) -> Iterator[list[tuple[Mapping[str, Any], bytes]]]:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from core.params import ArchiveSource, FolderSource
 from preprocessing.ingest.names import member_name
 from preprocessing.ingest.reasons import Reason
-from twingan.params import ArchiveSource, FolderSource
 
 
 class SourceError(ValueError):

@@ -1,6 +1,6 @@
 """The taggers a domain can name in params (`domains.<d>.tagger.name`), behind one interface.
 
-A tagger turns a batch of faces into rows of the `tags/1` table (preprocessing/schemas.py): named tags
+A tagger turns a batch of faces into rows of the `tags/1` table (core/schemas.py): named tags
 of the shared vocabulary plus whatever it measured. The stage builds it once, before any work, so a
 missing weight file or a wrong option stops the run in one line that names the key or the file.
 """

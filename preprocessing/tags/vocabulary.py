@@ -76,7 +76,7 @@ class Vocabulary:
 
     @classmethod
     def from_params(cls, tags: object) -> Vocabulary:
-        """From the `tags` section of params (twingan.params.TagsParams)."""
+        """From the `tags` section of params (core.params.TagsParams)."""
         return cls(
             hair=Palette.from_mapping(tags.hair_colors),  # type: ignore[attr-defined]
             eyes=Palette.from_mapping(tags.eye_colors),  # type: ignore[attr-defined]

@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.processes import worker_pool
 from preprocessing.faces.detectors import Face, make_detector
-from twingan.processes import worker_pool
 
 T = TypeVar("T")
 

@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.atomic import write_json_atomic
+from core.devices import resolve_device
+from core.params import EvaluateParams, LoadedParams, ParamsError
 from preprocessing.tags.vocabulary import Vocabulary
 from training.conditioning import condition_vector
-from training.devices import resolve_device
 from training.evaluation.agreement import hair_agreement, not_computed, pose_agreement
 from training.evaluation.detect import face_detector, run_all
 from training.evaluation.fid import FeatureStats, frechet_distance, kernel_distance
@@ -39,8 +41,6 @@ from training.evaluation.inception import FeatureExtractor, load_feature_extract
 from training.evaluation.pose import PhotoPoseEstimator, pose_of_drawing
 from training.model_file import load_model
 from training.samples import grid, save_png, to_uint8
-from twingan.atomic import write_json_atomic
-from twingan.params import EvaluateParams, LoadedParams, ParamsError
 
 log = logging.getLogger("twingan.evaluate")
 

@@ -1,14 +1,14 @@
-"""The Parquet schemas of the preprocessing stages, declared once.
+"""Every Parquet schema of the pipeline, declared once: each stage writes and reads its tables through them.
 
-The scraper writes `data/raw/anime/` with the same raw-manifest schema, so every later stage treats an
-ingested folder, an archive and a crawl alike.
+The scraper writes its images with the raw-manifest schema, so every later stage treats an ingested
+folder, an archive and a crawl alike; its `pages.parquet` is CRAWL_PAGES.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from twingan.parquet import declare
+from core.parquet import declare
 
 RAW_MANIFEST = declare(
     "raw_manifest",
@@ -220,5 +220,45 @@ INDEX_IDS = declare(
         # Where the crop's pixels are: data/datasets/<domain>/<shard>, row `shard_row` (to show it).
         pa.field("shard", pa.string(), nullable=False),
         pa.field("shard_row", pa.int32(), nullable=False),
+    ],
+)
+
+
+# ------------------------------------------------------------------------ the crawl's pages.parquet
+
+#: Every `page_status`, in the order the metrics list them; a closed set, checked when pages.parquet is built.
+#: ok (portraits found), no_characters (a game without portraits), missing (404 or an empty shell), not_a_game
+#: (another genre tab), gated (the age gate kept the page even after gc=gc: nothing of it was read), failed (the
+#: page could not be fetched or decoded, after the retries: nothing of it was read; why is in `page_failure`).
+PAGE_STATUSES = ("ok", "no_characters", "missing", "not_a_game", "gated", "failed")
+
+#: Pages the crawl did not read: a later record of the same game that did read it wins (flows/scrape.py).
+UNREAD_STATUSES = ("gated", "failed")
+
+# Version 2 added page_failure.
+CRAWL_PAGES = declare(
+    "crawl_pages",
+    2,
+    [
+        # One row per portrait; a game page without portraits (or missing, gated, failed) has one row with no character.
+        pa.field("game_id", pa.int64(), nullable=False),
+        pa.field("page_url", pa.string(), nullable=False),
+        pa.field("page_status", pa.string(), nullable=False),  # one of PAGE_STATUSES
+        # For a failed page, why (scraping/failures.py): http_<status>, timeout, dns, connection, undecodable,
+        # robots, ...; null for every other status.
+        pa.field("page_failure", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("release_date", pa.string()),  # ISO date when the page gives one
+        pa.field("release_text", pa.string()),
+        pa.field("genre_tab", pa.string()),
+        pa.field("character_index", pa.int32()),
+        pa.field("character_name", pa.string()),
+        pa.field("cv", pa.string()),
+        pa.field("image_url", pa.string()),
+        pa.field("fullbody_url", pa.string()),
+        pa.field("standard_name", pa.bool_()),
+        pa.field("image_status", pa.string()),  # stored | duplicate | the failure reason (offsite: not fetched)
+        pa.field("image_id", pa.string()),  # sha256: the id in manifest.parquet
     ],
 )

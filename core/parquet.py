@@ -1,7 +1,7 @@
 """Parquet tables with declared schemas, checked on write and on read.
 
 Every table the pipeline produces has one `pyarrow.Schema` declared in code (see
-`preprocessing/schemas.py`), tagged with a name and version in its metadata. Writing checks the rows
+`core/schemas.py`), tagged with a name and version in its metadata. Writing checks the rows
 against it (types and non-null columns) and writes with fixed options, so equal rows give equal
 bytes. Reading checks the file against the schema the reader expects, so a manifest written by an
 older version fails with the file's name instead of feeding a wrong column to a later stage.
@@ -17,10 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from twingan.atomic import write_with
+from core.atomic import write_with
 
 SCHEMA_KEY = b"twingan.schema"
-PARAMS_KEY = b"twingan.params"
+PARAMS_KEY = b"core.params"
 
 
 class SchemaMismatchError(ValueError):

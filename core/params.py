@@ -109,7 +109,7 @@ class ExecutorParams(_Section):
     Prefect starting an API server in every worker process); `dask` hands the chunks to a Dask
     cluster through prefect-dask (`dask_address` of a running scheduler, or a local cluster).
     Threads suit work that releases the GIL (image decoding, hashing, file I/O: ingest); processes
-    suit pure-Python work. `chunk_size` is the largest chunk (flows.executor.chunk_size_for).
+    suit pure-Python work. `chunk_size` is the largest chunk (core.executor.chunk_size_for).
     """
 
     kind: Literal["thread", "process", "dask"] = "thread"

@@ -4,10 +4,10 @@ with the process it serves.
 Prefect 3 starts a temporary server itself when no `PREFECT_API_URL` is set, but as a plain subprocess:
 a stage killed with SIGKILL or SIGTERM leaves it running (about 230 MB) for good. This module starts the
 same app (`prefect.server.api.server.create_app`, served by uvicorn, without the UI, as Prefect's temporary
-server is) with a watch on the served process (`twingan.processes.exit_with`), and points the stage's
+server is) with a watch on the served process (`core.processes.exit_with`), and points the stage's
 flows at it. A `PREFECT_API_URL` set by the user wins: then nothing is started.
 
-    python -m flows.api_server --port 8123 --watch 4242     # what `LocalApiServer.start` runs
+    python -m core.api_server --port 8123 --watch 4242     # what `LocalApiServer.start` runs
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from twingan.processes import exit_with
+from core.processes import exit_with
 
 log = logging.getLogger("twingan.prefect")
 
@@ -66,7 +66,7 @@ class LocalApiServer:
         started = time.perf_counter()
         for attempt in range(1, attempts + 1):
             port = free_port()
-            command = [sys.executable, "-m", "flows.api_server", "--port", str(port), "--watch", str(watch)]
+            command = [sys.executable, "-m", "core.api_server", "--port", str(port), "--watch", str(watch)]
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
             server = cls(process, f"http://127.0.0.1:{port}/api")
             while time.perf_counter() - started < timeout:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        "flows.api_server:create_app", factory=True, host="127.0.0.1", port=args.port, log_level="error",
+        "core.api_server:create_app", factory=True, host="127.0.0.1", port=args.port, log_level="error",
         lifespan="on",
     )  # fmt: skip
     server = uvicorn.Server(config)

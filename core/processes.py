@@ -4,7 +4,7 @@ the translator's face finders, and one rule for how they end: with the process t
 A stage killed with SIGKILL (or SIGTERM, which Python does not turn into an exception) runs no clean-up:
 its forkserver workers then wait forever on a task queue whose write end they hold themselves, and keep
 the forkserver and the resource tracker alive through the file descriptors they share. So every worker,
-and the Prefect API server a stage starts (flows/api_server.py), watches the process it serves and exits
+and the Prefect API server a stage starts (core/api_server.py), watches the process it serves and exits
 when that process is gone.
 """
 

@@ -21,8 +21,8 @@ from concurrent.futures import Executor
 from itertools import islice
 from typing import Any, TypeVar
 
-from twingan.params import ExecutorParams
-from twingan.processes import worker_pool as process_pool
+from core.params import ExecutorParams
+from core.processes import worker_pool as process_pool
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def make_task_runner(params: ExecutorParams) -> Any:
 
 @contextlib.contextmanager
 def worker_pool(params: ExecutorParams) -> Iterator[Executor | None]:
-    """A process pool for kind `process` (started as twingan/processes.py says: the flow's process runs
+    """A process pool for kind `process` (started as core/processes.py says: the flow's process runs
     Prefect's threads); None where the task itself should do the work."""
     if params.kind != "process":
         yield None
