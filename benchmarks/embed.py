@@ -1,4 +1,4 @@
-"""Crops per second of the index stage's embedding (training/embeddings.py `embed_pixels`) by batch size, on CPU.
+"""Crops per second of the index stage's embedding (inference/embeddings.py `embed_pixels`) by batch size, on CPU.
 
 Why: the encoder's layers at 64-256 px are memory-bound on a CPU (a batch of 64 at 128 px holds about
 270 MB per activation, far outside the caches), so a large batch is slower per crop than a small one,
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> int:
-    from training.embeddings import embed_pixels
+    from inference.embeddings import embed_pixels
     from training.networks import NetworkConfig, TwinGAN
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])

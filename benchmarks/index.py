@@ -1,5 +1,5 @@
 """Benchmark of the neighbour index: exact search (IndexFlatIP) against IVF (IndexIVFFlat), as the index stage
-builds them (training/vector_index.py `build_index`), on synthetic unit-length embeddings.
+builds them (inference/vector_index.py `build_index`), on synthetic unit-length embeddings.
 
 Why: `twingan neighbors` searches a domain's every crop. Exact search is a matrix product over all of them,
 IVF scans `nprobe` of `nlist` k-means lists; the question is from which size IVF pays for its training and
@@ -42,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.vector_index import build_index, lists_for  # noqa: E402
+from inference.vector_index import build_index, lists_for  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -7,10 +7,10 @@ per face.
 
   baseline   for each photo: load, detect (the same detector), then for each face: align, one
              model.translate call under torch.no_grad, paste; the loop a user writes first
-  batch B    training.translate.Translator with batch_size B, faces found in this process
+  batch B    inference.translate.Translator with batch_size B, faces found in this process
              (--batches; 4 is the CLI's default on a CPU, 16 on CUDA)
   workers    batch --worker-batch (4) with faces found in 1 and 2 worker processes
-             (training/photo_faces.py, one pool started before timing, as one CLI run starts one) while
+             (inference/photo_faces.py, one pool started before timing, as one CLI run starts one) while
              this process runs the model on the cores they leave (model_threads), as the CLI does
 
 Every variant loads, detects, aligns, translates and pastes the same faces (outputs are not written:
@@ -93,10 +93,10 @@ class Baseline:
         return now
 
     def run(self, files: list[Path]) -> list[np.ndarray]:
+        from inference.paste import paste_face
         from preprocessing.faces.align import align_face, resize_matrix, warp
         from preprocessing.images import load_rgb
         from training.data import to_images
-        from training.paste import paste_face
         from training.samples import to_uint8
 
         portraits = []
@@ -124,12 +124,12 @@ class Baseline:
 
 
 class Batched:
-    """`twingan translate`'s code path: training.translate.Translator at one batch size, finding faces in
+    """`twingan translate`'s code path: inference.translate.Translator at one batch size, finding faces in
     this process or in a pool of worker processes (started once, before timing, as one CLI run does)."""
 
     def __init__(self, model_path: Path, batch: int, workers: int = 0) -> None:
-        from training.photo_faces import FacePool
-        from training.translate import Translator
+        from inference.photo_faces import FacePool
+        from inference.translate import Translator
 
         self.translator = Translator.from_file(model_path, source="human", target="anime", device="cpu",
                                                batch_size=batch)  # fmt: skip
@@ -166,7 +166,7 @@ def main() -> int:
     files = pick(args.source, args.photos)
     if not files:
         raise SystemExit(f"--source: no image files in {args.source}")
-    logging.getLogger("training.translate").setLevel(logging.ERROR)  # photos without a face: counted, not listed
+    logging.getLogger("inference.translate").setLevel(logging.ERROR)  # photos without a face: counted, not listed
     names = ("baseline (model per face)", *(f"translator, batch {batch}" for batch in args.batches),
              *(f"batch {args.worker_batch}, {n} worker{'s' * (n > 1)}" for n in args.workers))  # fmt: skip
     wall, cpu, portraits = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0), {name: [] for name in names}

@@ -301,7 +301,7 @@ class GrowingParams(_Section):
 
 
 class TrainParams(_Section):
-    """The train stage (training/train.py)."""
+    """The train stage (flows/train.py)."""
 
     domains: tuple[str, ...] = ()  # dataset domains to train together (2 or more); empty: every domain
     resolution: Annotated[int, Field(ge=8, le=1024)] = 128
@@ -444,9 +444,9 @@ class IndexParams(_Section):
 
 
 class EvaluateParams(_Section):
-    """The evaluate stage (training/evaluation/stage.py): metrics of models/twingan.pt on one dataset split.
+    """The evaluate stage (flows/evaluate.py): metrics of models/twingan.pt on one dataset split.
 
-    FID and KID need an Inception file (`inception`, a path; see training/evaluation/inception.py); without
+    FID and KID need an Inception file (`inception`, a path; see evaluation/inception.py); without
     it they are reported as not computed. The other metrics need only the installed detectors.
     """
 

@@ -1,8 +1,8 @@
 """The `index` stage: every dataset crop embedded by the trained model, searchable per domain.
 
 Reads `models/twingan.pt` and `data/datasets/<domain>/` for each domain the model was trained on, embeds the
-crops of the splits `index.splits` names (training/embeddings.py: the encoder's latent in the crop's own
-domain, L2-normalised), and writes (training/vector_index.py):
+crops of the splits `index.splits` names (inference/embeddings.py: the encoder's latent in the crop's own
+domain, L2-normalised), and writes (inference/vector_index.py):
   data/index/<domain>.faiss   exact (IndexFlatIP) or IVF (IndexIVFFlat), by `index.kind`
   data/index/ids.parquet      position -> face id, split, pixel shard and row; the model's encoder digest
 built in `data/index.partial/` and renamed into place, and `metrics/index.json`: rows per domain, width,
@@ -31,11 +31,8 @@ from core.devices import inference_batch_size, resolve_device
 from core.params import IndexParams, LoadedParams, ParamsError
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import DATASET_MANIFEST, INDEX_IDS
-from training.data import MANIFEST, DomainSplit, to_images
-from training.embeddings import embed_images, embed_split, encoder_digest, latent_dim
-from training.model_file import load_model
-from training.networks import TwinGAN
-from training.vector_index import (
+from inference.embeddings import embed_images, embed_split, encoder_digest, latent_dim
+from inference.vector_index import (
     IDS,
     build_index,
     choose_kind,
@@ -47,6 +44,9 @@ from training.vector_index import (
     relative_to,
     write_index,
 )
+from training.data import MANIFEST, DomainSplit, to_images
+from training.model_file import load_model
+from training.networks import TwinGAN
 
 log = logging.getLogger("twingan.index")
 

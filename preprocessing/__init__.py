@@ -1,1 +1,2 @@
-"""Preprocessing stages: ingest of photo folders and archives (and, next, faces, tags, datasets)."""
+"""From raw pictures to training data: ingest of folders and archives, face detection and alignment,
+tags, and the datasets' filters, splits and shards."""

@@ -24,6 +24,7 @@ from core.schemas import (
     RAW_MANIFEST,
 )
 from flows.dataset import run_dataset
+from flows.demo_data import draw_anime_face
 from flows.faces import run_faces
 from flows.ingest import run_ingest
 from flows.tags import run_tags
@@ -32,7 +33,6 @@ from preprocessing.dataset.dedupe import near_duplicate_pairs, remove_near_dupli
 from preprocessing.dataset.quality import face_side_in_source
 from preprocessing.dataset.splits import assign_split, split_key
 from tests.conftest import write_params
-from twingan.demo_data import draw_anime_face
 
 
 def test_band_search_finds_exactly_the_pairs_brute_force_finds() -> None:

@@ -18,27 +18,27 @@ from PIL import Image
 from core.params import ParamsError, TagsParams, load_params
 from core.parquet import table_from_rows, write_table
 from core.schemas import DATASET_MANIFEST, DATASET_PIXELS
-from preprocessing.faces.align import align_by_eyes, warp
-from preprocessing.faces.detectors import Face, make_detector
-from preprocessing.tags.vocabulary import Vocabulary
-from tests.conftest import write_params
-from tests.test_training_data import manifest_row
-from training.evaluation.agreement import hair_agreement, hair_colour_of, pose_agreement
-from training.evaluation.detect import face_detector, run_all, upscaled
-from training.evaluation.fid import (
+from evaluation.agreement import hair_agreement, hair_colour_of, pose_agreement
+from evaluation.detect import face_detector, run_all, upscaled
+from evaluation.fid import (
     FeatureStats,
     frechet_distance,
     kernel_distance,
     mmd2_unbiased,
     trace_sqrt_product,
 )
-from training.evaluation.images import psnr_db
-from training.evaluation.inception import FeatureExtractorError, load_feature_extractor
-from training.evaluation.pose import PhotoPoseEstimator, Pose, pose_from_68, pose_of_drawing
-from training.evaluation.stage import evaluate
+from evaluation.images import psnr_db
+from evaluation.inception import FeatureExtractorError, load_feature_extractor
+from evaluation.pose import PhotoPoseEstimator, Pose, pose_from_68, pose_of_drawing
+from flows.demo_data import draw_anime_face
+from flows.evaluate import evaluate
+from preprocessing.faces.align import align_by_eyes, warp
+from preprocessing.faces.detectors import Face, make_detector
+from preprocessing.tags.vocabulary import Vocabulary
+from tests.conftest import write_params
+from tests.test_training_data import manifest_row
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN
-from twingan.demo_data import draw_anime_face
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,7 +1,7 @@
 """The face detectors: registry, the four built-in detectors on known images, missing models, real photos.
 
 Known images come from scikit-image (the astronaut Eileen Collins, Chelsea the cat) and from
-`twingan.demo_data.draw_anime_face`, which AnimeFace must find: on Pillow >= 12 it silently finds
+`flows.demo_data.draw_anime_face`, which AnimeFace must find: on Pillow >= 12 it silently finds
 nothing (../shared/research/env.md, trap 1), and that failure must not pass unnoticed.
 The real-data tests run over ../shared/data/real and are skipped with a reason when it is absent.
 """
@@ -218,7 +218,7 @@ def test_pillow_is_below_12_where_animeface_works() -> None:
 
 
 def test_animeface_finds_the_drawn_face_with_its_colours() -> None:
-    from twingan.demo_data import draw_anime_face
+    from flows.demo_data import draw_anime_face
 
     image = np.asarray(draw_anime_face(320, PINK, BLUE))
     faces = built("animeface").detect(image)
@@ -375,7 +375,7 @@ def test_real_images_have_faces_about_as_often_as_measured(
 def test_animeface_colours_are_measured_from_pixels_and_reproducible() -> None:
     """AnimeFace's own colours depend on the Pillow image object (the same pixels copied gave other
     eye and hair colours); the detector measures them in its boxes instead: right, and the same twice."""
-    from twingan.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
+    from flows.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
 
     detector = make_detector("animeface", {})
     for hair, eyes in (("black", "yellow"), ("pink", "blue"), ("green", "red"), ("silver", "purple")):

@@ -16,11 +16,11 @@ from PIL import Image
 from core.params import ParamsError, load_params
 from core.parquet import read_table
 from core.schemas import CROPS, FACE_REJECTS, FACES
+from flows.demo_data import draw_anime_face
 from flows.faces import run_faces
 from flows.ingest import run_ingest
 from tests import fixtures_images as fx
 from tests.conftest import write_params
-from twingan.demo_data import draw_anime_face
 
 PINK, BLUE = (245, 150, 190), (40, 90, 210)
 

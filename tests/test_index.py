@@ -19,13 +19,9 @@ from core.params import IndexParams, load_params
 from core.parquet import read_params, read_table, table_from_rows, write_table
 from core.schemas import DATASET_MANIFEST, DATASET_PIXELS, INDEX_IDS
 from flows.index import run_index
-from tests.conftest import write_params
-from tests.test_training_data import VOCABULARY, manifest_row
-from training.embeddings import embed_pixels, encoder_digest
-from training.model_file import load_model, save_model
-from training.neighbors import NeighborsError, find_neighbors
-from training.networks import NetworkConfig, TwinGAN
-from training.vector_index import (
+from inference.embeddings import embed_pixels, encoder_digest
+from inference.neighbors import NeighborsError, find_neighbors
+from inference.vector_index import (
     IndexFileError,
     NeighborIndex,
     build_index,
@@ -33,6 +29,10 @@ from training.vector_index import (
     read_crops,
     recall_at_k,
 )
+from tests.conftest import write_params
+from tests.test_training_data import VOCABULARY, manifest_row
+from training.model_file import load_model, save_model
+from training.networks import NetworkConfig, TwinGAN
 from twingan.cli import app
 
 DOMAINS = ("human", "anime")
@@ -350,7 +350,7 @@ def test_an_index_whose_shards_changed_is_refused(project: Path, tmp_path: Path)
     with pytest.raises(IndexFileError, match=r"row 0 holds anime-00000, the index says anime-00001"):
         read_crops(project / "data" / "datasets", "anime", [("pixels-train-00000.parquet", 0, "anime-00001")])
     with pytest.raises(NeighborsError, match="--domains: name at least one domain"):
-        from training.neighbors import check_request
+        from inference.neighbors import check_request
 
         check_request(index, [], 3)
 

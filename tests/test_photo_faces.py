@@ -1,4 +1,4 @@
-"""Finding the faces of raw photos for translation (training/photo_faces.py): the same faces, in the same
+"""Finding the faces of raw photos for translation (inference/photo_faces.py): the same faces, in the same
 order, with or without worker processes; bad photos reported, never fatal; a dead worker named.
 
 Drawn anime faces (AnimeFace finds them) keep these fast; the real-photo run through worker processes is
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from flows.demo_data import draw_anime_face
+from inference.photo_faces import FaceFinder, FacePool, default_workers, find_faces, model_threads
+from inference.translate import Translator
 from tests.tiny_models import ANIME_FACES, FACE_COLOURS, anime_group, smooth_photo, tiny_model
-from training.photo_faces import FaceFinder, FacePool, default_workers, find_faces, model_threads
-from training.translate import Translator
-from twingan.demo_data import draw_anime_face
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from PIL import Image
 from core.params import ParamsError, TagsParams, load_params
 from core.parquet import SchemaMismatchError, read_table
 from core.schemas import CROPS, FACES, RAW_MANIFEST
+from flows.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
 from flows.faces import run_faces
 from flows.ingest import run_ingest
 from flows.tags import read_tags, run_tags
@@ -22,7 +23,6 @@ from preprocessing.images import load_rgb
 from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS, eye_frame_matrix
 from preprocessing.tags.vocabulary import Palette
 from tests.conftest import write_params
-from twingan.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
 
 LABELS = Path(__file__).parent / "data" / "human_hair_labels.csv"
 

@@ -196,8 +196,8 @@ def test_two_processes_with_gloo_train_in_lockstep(tmp_path: Path, datasets) -> 
 
 def test_the_train_stage_names_a_wrong_domain_or_a_missing_dataset(tmp_path: Path) -> None:
     from core.params import ParamsError, load_params
+    from flows.train import run_paths
     from tests.conftest import write_params
-    from training.train import run_paths
 
     source = {"source": {"kind": "folder", "path": "x"}}
     loaded = load_params(

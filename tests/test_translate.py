@@ -15,15 +15,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from flows.demo_data import draw_anime_face
+from inference.paste import feather_mask, paste_faces
+from inference.translate import Translator, collect_photos, output_stems, translate_to_folder
 from preprocessing.faces.align import align_by_box, invert, resize_matrix, transform_points, warp
 from preprocessing.faces.detectors import make_detector
 from tests.tiny_models import ANIME_FACES, FACE_COLOURS, HUMAN_FACES, anime_group, smooth_photo, tiny_model
 from training.conditioning import UnknownTagError
 from training.data import to_images
-from training.paste import feather_mask, paste_faces
-from training.translate import Translator, collect_photos, output_stems, translate_to_folder
 from twingan.cli import app
-from twingan.demo_data import draw_anime_face
 
 
 @pytest.fixture(scope="module")

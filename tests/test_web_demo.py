@@ -1,4 +1,4 @@
-"""The web demo (training/web_demo.py): the request handler directly, and the page in headless Chromium.
+"""The web demo (inference/web_demo.py): the request handler directly, and the page in headless Chromium.
 
 The handler tests call DemoModel.handle as the page does and always run. The browser test serves the page
 on a free port of 127.0.0.1 and drives it with Playwright in Debian's Chromium: upload, tick a tag,
@@ -31,12 +31,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from flows.demo_data import draw_anime_face
+from inference.translate import Translator, resize_portrait
+from inference.web_demo import DemoInputError, DemoModel, build_app, launch, tag_groups
 from tests.conftest import write_params
 from tests.tiny_models import FACE_COLOURS, anime_group, smooth_photo, tiny_model
-from training.translate import Translator, resize_portrait
-from training.web_demo import DemoInputError, DemoModel, build_app, launch, tag_groups
 from twingan.cli import app as cli
-from twingan.demo_data import draw_anime_face
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; CI installs it (`apt-get install chromium`)
 # Chromium does not start as root with its sandbox (CI and this machine run tests as root): --no-sandbox, which
@@ -412,7 +412,7 @@ moment = os.environ.get("TWINGAN_TEST_SIGINT_AT")
 if moment == "import":
     sent = []
     def interrupt_on_import(event, args):
-        if event == "import" and args[0] == "training.web_demo" and not sent:
+        if event == "import" and args[0] == "inference.web_demo" and not sent:
             sent.append(True)
             os.kill(os.getpid(), signal.SIGINT)
     sys.addaudithook(interrupt_on_import)
@@ -422,7 +422,7 @@ elif moment == "dropped":
             os.kill(os.getpid(), signal.SIGINT)
     sent = []
     def interrupt_in_a_del(event, args):
-        if event == "import" and args[0] == "training.web_demo" and not sent:
+        if event == "import" and args[0] == "inference.web_demo" and not sent:
             sent.append(True)
             Interrupting()
     sys.addaudithook(interrupt_in_a_del)
@@ -592,7 +592,7 @@ def test_cli_demo_takes_the_pixel_bound_of_params(
     model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page's bound on uploads is ingest.max_pixels of the params file, or its default without one."""
-    import training.web_demo as web_demo
+    import inference.web_demo as web_demo
 
     seen: list[object] = []
 
@@ -629,7 +629,7 @@ def test_ctrl_c_while_gradio_starts_closes_it_and_the_cli_exits_0(
         launch(starting)
     assert starting.closed
 
-    import training.web_demo as web_demo
+    import inference.web_demo as web_demo
 
     monkeypatch.setattr(web_demo, "launch", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt()))
     result = CliRunner().invoke(cli, ["demo", "--model", str(model_path), "--from", "anime", "--device", "cpu",

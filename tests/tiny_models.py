@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from flows.demo_data import draw_anime_face
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN
-from twingan.demo_data import draw_anime_face
 
 VOCABULARY = ("blonde hair", "green hair", "brown hair", "black hair", "blue eyes", "red eyes", "green eyes", "smile")
 # The faces specs as params.yaml ships them, at a small crop size.

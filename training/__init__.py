@@ -1,1 +1,2 @@
-"""The Twin-GAN: networks, losses, the training loop, data loading, inference. Built in issues 6-8."""
+"""Training the Twin-GAN: networks, losses, the loop, the data loader, checkpoints and the model file.
+Using a model lives in inference/, measuring it in evaluation/."""

@@ -1,1 +1,2 @@
-"""Twin-GAN pipeline: configuration, the command line, and the files every stage shares."""
+"""The `twingan` command line: a few lines per command, each calling the stage module or the use of the
+model it names; and `twingan fetch` for released model files."""

@@ -91,7 +91,7 @@ def check(params: ParamsOption = Path("params.yaml")) -> None:
     from flows.faces import check_faces
     from flows.ingest import check_ingest
     from flows.tags import check_tags
-    from training.train import train_domains
+    from flows.train import train_domains
 
     problems: list[str] = []
 
@@ -126,8 +126,8 @@ def check(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command("demo-data")
 def demo_data(params: ParamsOption = Path("params.yaml")) -> None:
-    """Stage demo_data: write the demo profile's inputs (twingan/demo_data.py)."""
-    from twingan.demo_data import write_demo_data
+    """Stage demo_data: write the demo profile's inputs (flows/demo_data.py)."""
+    from flows.demo_data import write_demo_data
 
     try:
         loaded = load_params(params)
@@ -187,12 +187,12 @@ def dataset(domain: DomainOption, params: ParamsOption = Path("params.yaml")) ->
 
 @app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
-    """Stage train: the Twin-GAN on data/datasets/<domains>/ into models/twingan.pt (training/train.py)."""
+    """Stage train: the Twin-GAN on data/datasets/<domains>/ into models/twingan.pt (flows/train.py)."""
     try:
         loaded = load_params(params)
+        from flows.train import run_train
         from training.checkpoint import CheckpointError
         from training.loop import NonFiniteLoss
-        from training.train import run_train
 
         try:
             run_train(loaded)
@@ -293,11 +293,11 @@ def neighbors(
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="The grid PNG to write.")] = Path("neighbors.png"),
 ) -> None:
-    """The nearest dataset crops of each domain to a face, in the shared embedding (training/neighbors.py)."""
+    """The nearest dataset crops of each domain to a face, in the shared embedding (inference/neighbors.py)."""
+    from inference.neighbors import NeighborsError, find_neighbors, format_table
+    from inference.vector_index import IndexFileError
     from training.checkpoint import CheckpointError
     from training.data import CorruptShardError
-    from training.neighbors import NeighborsError, find_neighbors, format_table
-    from training.vector_index import IndexFileError
 
     wanted = [domain.strip() for domain in domains.split(",") if domain.strip()]
     try:
@@ -344,11 +344,11 @@ def translate(
         "params.yaml"
     ),
 ) -> None:
-    """Translate every face of raw photos with the trained model, optionally pasted back (training/translate.py)."""
+    """Translate every face of raw photos with the trained model, optionally pasted back (inference/translate.py)."""
+    from inference.photo_faces import default_workers
+    from inference.translate import Translator, collect_photos, translate_to_folder
     from training.checkpoint import CheckpointError
     from training.conditioning import UnknownTagError, parse_tags
-    from training.photo_faces import default_workers
-    from training.translate import Translator, collect_photos, translate_to_folder
 
     log = logging.getLogger("twingan.translate")
     try:
@@ -391,10 +391,10 @@ def export(
     ] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max |exported - eager| allowed.")] = 1e-4,
 ) -> None:
-    """Export one translation direction as ONNX or TorchScript, checked against eager (training/export.py)."""
+    """Export one translation direction as ONNX or TorchScript, checked against eager (inference/export.py)."""
+    from inference.export import ExportMismatch, export_translation
     from training.checkpoint import CheckpointError
     from training.conditioning import UnknownTagError, parse_tags
-    from training.export import ExportMismatch, export_translation
 
     try:
         report = export_translation(model, out, format=export_format, source=source, target=target,
@@ -411,12 +411,12 @@ def export(
 @app.command()
 def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage evaluate: FID/KID, AnimeFace, pose, hair-colour and reconstruction metrics of models/twingan.pt
-    into metrics/evaluate.json and plots/evaluate/samples.png (training/evaluation/stage.py)."""
+    into metrics/evaluate.json and plots/evaluate/samples.png (flows/evaluate.py)."""
     try:
         loaded = load_params(params)
+        from evaluation.inception import FeatureExtractorError
+        from flows.evaluate import evaluate as run_evaluate
         from training.checkpoint import CheckpointError
-        from training.evaluation.inception import FeatureExtractorError
-        from training.evaluation.stage import evaluate as run_evaluate
 
         try:
             run_evaluate(loaded)
@@ -445,7 +445,7 @@ def demo(
         "params.yaml"
     ),
 ) -> None:
-    """A local web page: upload a photo, pick tags or a reference, see its faces translated (training/web_demo.py)."""
+    """A local web page: upload a photo, pick tags or a reference, see its faces translated (inference/web_demo.py)."""
     from core.processes import stop_requests
 
     log = logging.getLogger("twingan.demo")
@@ -453,8 +453,8 @@ def demo(
     # "stopped", with status 0.
     with stop_requests() as stop:
         try:
+            from inference.web_demo import build_app, launch
             from training.checkpoint import CheckpointError
-            from training.web_demo import build_app, launch
 
             try:
                 from core.params import IngestParams, TagsParams

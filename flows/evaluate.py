@@ -31,14 +31,14 @@ import torch
 from core.atomic import write_json_atomic
 from core.devices import resolve_device
 from core.params import EvaluateParams, LoadedParams, ParamsError
+from evaluation.agreement import hair_agreement, not_computed, pose_agreement
+from evaluation.detect import face_detector, run_all
+from evaluation.fid import FeatureStats, frechet_distance, kernel_distance
+from evaluation.images import as_uint8_nchw, cycled, psnr_db, read_split, run_model
+from evaluation.inception import FeatureExtractor, load_feature_extractor
+from evaluation.pose import PhotoPoseEstimator, pose_of_drawing
 from preprocessing.tags.vocabulary import Vocabulary
 from training.conditioning import condition_vector
-from training.evaluation.agreement import hair_agreement, not_computed, pose_agreement
-from training.evaluation.detect import face_detector, run_all
-from training.evaluation.fid import FeatureStats, frechet_distance, kernel_distance
-from training.evaluation.images import as_uint8_nchw, cycled, psnr_db, read_split, run_model
-from training.evaluation.inception import FeatureExtractor, load_feature_extractor
-from training.evaluation.pose import PhotoPoseEstimator, pose_of_drawing
 from training.model_file import load_model
 from training.samples import grid, save_png, to_uint8
 

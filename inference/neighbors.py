@@ -2,7 +2,7 @@
 
 A photo's faces are found and cropped exactly as the source domain's training crops were (the model file
 records the detector and the `align` spec: `preprocessing.faces.align.align_face`, shared with the faces
-stage and `twingan translate`), embedded in the source domain (training/embeddings.py) and looked up in
+stage and `twingan translate`), embedded in the source domain (inference/embeddings.py) and looked up in
 each requested domain's index (data/index, built by the index stage). `--aligned` skips detection for a
 picture that already is a crop (a dataset crop, an anime drawing framed like the training crops).
 
@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 
 from core.devices import resolve_device
+from inference.embeddings import embed_pixels, encoder_digest
+from inference.vector_index import Hit, NeighborIndex, read_crops
 from training.checkpoint import CheckpointError
 from training.data import to_images
-from training.embeddings import embed_pixels, encoder_digest
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
 from training.samples import grid, save_png
-from training.vector_index import Hit, NeighborIndex, read_crops
 
 log = logging.getLogger("twingan.neighbors")
 

@@ -11,7 +11,7 @@ match what training read.
 Faces of many photos share one batch (a group photo and the next portraits fill it), which is what
 keeps a GPU busy; on a CPU the 128 px layers are memory-bound and a batch of 4 is fastest
 (core/devices.py). Detection is most of the work on a CPU, so photos' faces are found in worker
-processes while this one runs the model (training/photo_faces.py): on 2 cores, 106 real photos ran 1.40x
+processes while this one runs the model (inference/photo_faces.py): on 2 cores, 106 real photos ran 1.40x
 faster than a per-face loop (benchmarks/translate.py). The networks use instance normalisation, so a
 face's translation does not depend on its batch mates (to float32 rounding). A photo that cannot be
 read, or in which the detector finds no face, is reported in its result and skipped: one bad file never
@@ -33,12 +33,12 @@ import numpy as np
 import torch
 
 from core.devices import inference_batch_size, resolve_device
+from inference.paste import DEFAULT_FEATHER, paste_faces
+from inference.photo_faces import AlignedFace, FaceFinder, FacePool, PhotoFaces, find_faces, model_threads
 from training.conditioning import condition_vector
 from training.data import to_images
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
-from training.paste import DEFAULT_FEATHER, paste_faces
-from training.photo_faces import AlignedFace, FaceFinder, FacePool, PhotoFaces, find_faces, model_threads
 from training.samples import to_uint8
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Translator:
     @contextlib.contextmanager
     def threads_beside(self, workers: int) -> Iterator[int]:
         """Within the block, a model on the CPU runs on the cores `workers` face-finding processes leave
-        (training/photo_faces.py `model_threads`), then torch's thread count is put back; yields the count
+        (inference/photo_faces.py `model_threads`), then torch's thread count is put back; yields the count
         the model runs with."""
         threads = torch.get_num_threads()
         if workers and self.device.type == "cpu":
@@ -235,7 +235,7 @@ class Translator:
         """One result per photo, in order. Faces of consecutive photos fill each batch; a photo's result
         comes out once all its faces are translated (with `paste`, also the photo with them pasted in).
         `workers` > 0 (or a FacePool kept across calls) finds the faces in processes while this one runs
-        the model (training/photo_faces.py); the results are the same."""
+        the model (inference/photo_faces.py); the results are the same."""
         condition = self.condition(tags, features)
         waiting: list[_Pending] = []
         queue: list[tuple[_Pending, AlignedFace]] = []

@@ -1,8 +1,8 @@
 """The train stage: params in, `models/twingan.pt` out. Parses options and launches, nothing else.
 
 One process:      twingan train                (what `dvc repro` runs)
-Several GPUs:     torchrun --nproc_per_node=8 -m training.train --params params.yaml
-Several nodes:    torchrun --nnodes=2 --node_rank=0 --master_addr=host0 --nproc_per_node=8 -m training.train ...
+Several GPUs:     torchrun --nproc_per_node=8 -m flows.train --params params.yaml
+Several nodes:    torchrun --nnodes=2 --node_rank=0 --master_addr=host0 --nproc_per_node=8 -m flows.train ...
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK; each process trains on its own device and its own share of
 every batch stream (training/data.py), and gradients are averaged across processes (training/loop.py).
 """

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.pose import Pose
 from preprocessing.faces.detectors import Face
 from preprocessing.tags.taggers import AnimeFaceColorsTagger, FaceToTag
 from preprocessing.tags.vocabulary import Vocabulary
-from training.evaluation.pose import Pose
 
 
 def _angle_difference(a: float, b: float) -> float:

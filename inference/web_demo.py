@@ -3,8 +3,8 @@
 The page (Gradio) takes a photo, the domain of its faces and the domain to translate them into, tags of
 the model's vocabulary and optionally a reference picture of the target domain, and shows every
 translated face and, if asked, the photo with the faces pasted back. The work is done by the same code
-as `twingan translate` (training/translate.py: the model file's detector and alignment, the training
-loader's resize, training/paste.py), on the decoded photo in memory rather than on files.
+as `twingan translate` (inference/translate.py: the model file's detector and alignment, the training
+loader's resize, inference/paste.py), on the decoded photo in memory rather than on files.
 
 The model is loaded once, when the page is built; each (source, target) direction gets its Translator
 (and so its face detector) the first time it is asked for, and keeps it. Requests never raise into
@@ -53,10 +53,10 @@ import numpy as np
 import torch
 
 from core.devices import resolve_device
+from inference.paste import paste_faces
+from inference.translate import Translator, resize_portrait
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
-from training.paste import paste_faces
-from training.translate import Translator, resize_portrait
 
 if TYPE_CHECKING:
     from preprocessing.images import TooManyPixels

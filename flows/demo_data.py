@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from core.atomic import partial_dir, publish_dir
 from core.params import DemoDataParams
 
-log = logging.getLogger("twingan.demo_data")
+log = logging.getLogger("flows.demo_data")
 
 # A fixed timestamp keeps the zip byte-identical between runs.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -204,7 +204,7 @@ def write_demo_data(params: DemoDataParams, root: Path) -> dict[str, int]:
         "anime": _write_folder(
             staging / "anime",
             _anime_faces(params),
-            "SYNTHETIC anime faces drawn by twingan/demo_data.py (not real character art).\n",
+            "SYNTHETIC anime faces drawn by flows/demo_data.py (not real character art).\n",
         ),
         "cat": _write_folder(
             staging / "cat",

@@ -1,6 +1,6 @@
 """The neighbour index on disk (`data/index/`): one FAISS index per domain and one table of who is where.
 
-    data/index/<domain>.faiss   the domain's embeddings (training/embeddings.py), exact or IVF
+    data/index/<domain>.faiss   the domain's embeddings (inference/embeddings.py), exact or IVF
     data/index/ids.parquet      schema index_ids/1: domain, position in its index, face id, split, and the
                                 pixel shard and row of the crop; its metadata records the model (encoder
                                 digest, step, resolution), the embedding width and each index's kind
