@@ -43,8 +43,6 @@ from core.schemas import (
     FACES,
     RAW_MANIFEST,
 )
-from flows.faces import contact_sheet
-from flows.tags import read_tags
 from preprocessing.dataset.balance import balanced_weights, gender_of
 from preprocessing.dataset.dedupe import remove_near_duplicates
 from preprocessing.dataset.quality import (
@@ -57,6 +55,8 @@ from preprocessing.dataset.quality import (
 )
 from preprocessing.dataset.splits import assign_split, split_key
 from preprocessing.faces.shards import crops_by_shard
+from preprocessing.plots import contact_sheet
+from preprocessing.tags.table import read_tags
 
 log = logging.getLogger("twingan.dataset")
 

@@ -14,12 +14,9 @@ workers, without the crops of the whole domain ever being in memory.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,43 +24,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from core.atomic import partial_dir, publish_dir, write_json_atomic, write_with
+from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
 from core.params import LoadedParams, ParamsError, load_params
 from core.parquet import read_table, table_from_rows, write_table
-from core.schemas import CROPS, FACE_REJECTS, FACES, RAW_MANIFEST
+from core.schemas import FACE_REJECTS, FACES, RAW_MANIFEST
 from preprocessing.faces.extract import FacesJob, ImageRef, ImageResult, process_chunk
+from preprocessing.faces.shards import ShardWriter
+from preprocessing.plots import contact_sheet
 
 log = logging.getLogger("twingan.faces")
-
-
-class ShardWriter:
-    """Crops into `crops-NNNNN.parquet` files of bounded size, in the order they arrive."""
-
-    def __init__(self, folder: Path, max_bytes: int) -> None:
-        self.folder = folder
-        self.max_bytes = max_bytes
-        self.index = 0
-        self.rows: list[dict[str, Any]] = []
-        self.size = 0
-
-    @property
-    def name(self) -> str:
-        return f"crops-{self.index:05d}.parquet"
-
-    def add(self, face_id: str, data: bytes) -> tuple[str, int]:
-        if self.rows and self.size + len(data) > self.max_bytes:
-            self.flush()
-        self.rows.append({"face_id": face_id, "image": data})
-        self.size += len(data)
-        return self.name, len(self.rows) - 1
-
-    def flush(self) -> None:
-        if self.rows:
-            write_table(table_from_rows(self.rows, CROPS), self.folder / self.name, CROPS)
-            self.index += 1
-            self.rows, self.size = [], 0
 
 
 @task(name="faces-chunk", cache_policy=NO_CACHE)
@@ -86,24 +57,6 @@ def _job(loaded: LoadedParams, domain: str) -> FacesJob:
                     detector_options=dict(spec.detector.options), align=spec.align.model_dump(),
                     select=spec.select.model_dump(), crop_format=settings.crop_format,
                     jpeg_quality=settings.jpeg_quality)  # fmt: skip
-
-
-def contact_sheet(crops: list[bytes], target: Path, columns: int = 8, cell: int = 96) -> None:
-    """A grid of crops a person can look at (`dvc plots show` lists it)."""
-    from PIL import Image
-
-    rows = max(1, math.ceil(len(crops) / columns))
-    sheet = Image.new("RGB", (columns * cell, rows * cell), (255, 255, 255))
-    for position, data in enumerate(crops):
-        with Image.open(io.BytesIO(data)) as crop:
-            tile = crop.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS)
-        sheet.paste(tile, ((position % columns) * cell, (position // columns) * cell))
-
-    def _save(tmp: Path) -> None:
-        sheet.save(tmp, "PNG")
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_with(target, _save)
 
 
 @flow(name="faces", validate_parameters=False)

@@ -27,7 +27,7 @@ from core.atomic import write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import make_task_runner, map_bounded
 from core.params import LoadedParams, ParamsError, load_params
-from core.parquet import SchemaMismatchError, read_table, schema_id, table_from_rows, write_table
+from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import FACES, RAW_MANIFEST, TAGS
 from preprocessing.faces.shards import crops_by_shard
 from preprocessing.tags.taggers import FaceToTag, Tagger, TaggerError, make_tagger, parse_attributes
@@ -153,20 +153,6 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
              len(rows) - untagged, untagged, dict(details) or "none", time.perf_counter() - started,
              out.relative_to(loaded.root))  # fmt: skip
     return metrics
-
-
-def read_tags(path: Path) -> tuple[Any, list[str]]:
-    """A tags table and the vocabulary its probability columns follow (checked against the rows)."""
-    from core.parquet import read_params
-
-    table = read_table(path, TAGS)
-    vocabulary = read_params(path).get("vocabulary")
-    if not isinstance(vocabulary, list):
-        raise SchemaMismatchError(f"{path}: {schema_id(TAGS)} without its vocabulary in the metadata")
-    lengths = {len(p) for p in table["probabilities"].to_pylist() if p is not None}
-    if lengths - {len(vocabulary)}:
-        raise SchemaMismatchError(f"{path}: probabilities of length {sorted(lengths)} for {len(vocabulary)} tags")
-    return table, vocabulary
 
 
 def check_tags(loaded: LoadedParams, domain: str) -> None:

@@ -18,9 +18,10 @@ from core.schemas import CROPS, FACES, RAW_MANIFEST
 from flows.demo_data import EYE_COLOURS, HAIR_COLOURS, draw_anime_face
 from flows.faces import run_faces
 from flows.ingest import run_ingest
-from flows.tags import read_tags, run_tags
+from flows.tags import run_tags
 from preprocessing.images import load_rgb
 from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS, eye_frame_matrix
+from preprocessing.tags.table import read_tags
 from preprocessing.tags.vocabulary import Palette
 from tests.conftest import write_params
 

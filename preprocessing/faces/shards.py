@@ -1,4 +1,5 @@
-"""Reading crops back from the faces stage's shards, for the stages after it (tags, dataset)."""
+"""The faces stage's crop shards: written in bounded files as crops arrive, and read back by the stages
+after it (tags, dataset)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from core.parquet import SchemaMismatchError, read_table
+from core.parquet import SchemaMismatchError, read_table, table_from_rows, write_table
 from core.schemas import CROPS
 
 
@@ -30,3 +31,31 @@ def crops_by_shard(folder: Path, faces: Iterable[Mapping[str, Any]]) -> Iterator
                 )
             out.append((face, images[row].as_py()))
         yield out
+
+
+class ShardWriter:
+    """Crops into `crops-NNNNN.parquet` files of bounded size, in the order they arrive."""
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.index = 0
+        self.rows: list[dict[str, Any]] = []
+        self.size = 0
+
+    @property
+    def name(self) -> str:
+        return f"crops-{self.index:05d}.parquet"
+
+    def add(self, face_id: str, data: bytes) -> tuple[str, int]:
+        if self.rows and self.size + len(data) > self.max_bytes:
+            self.flush()
+        self.rows.append({"face_id": face_id, "image": data})
+        self.size += len(data)
+        return self.name, len(self.rows) - 1
+
+    def flush(self) -> None:
+        if self.rows:
+            write_table(table_from_rows(self.rows, CROPS), self.folder / self.name, CROPS)
+            self.index += 1
+            self.rows, self.size = [], 0
