@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from core.errors import UserError
+
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 # Glob patterns matched case-insensitively against the file name (folder sources) or the member path
@@ -26,7 +28,7 @@ DEFAULT_IMAGE_GLOBS = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.bmp", "*.gif", "
 DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params.yaml problem; the message names the key path (and the file) to fix."""
 
 

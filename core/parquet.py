@@ -18,12 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.atomic import write_with
+from core.errors import MissingFile, UserError
 
 SCHEMA_KEY = b"twingan.schema"
 PARAMS_KEY = b"core.params"
 
 
-class SchemaMismatchError(ValueError):
+class SchemaMismatchError(UserError, ValueError):
     """A Parquet file does not hold what its reader expects."""
 
 
@@ -83,7 +84,7 @@ def write_table(
 def read_table(path: Path, schema: pa.Schema) -> pa.Table:
     """Read a table written by `write_table`, refusing files of another schema or version."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such Parquet file (has the stage that writes it run?)")
+        raise MissingFile(f"{path}: no such Parquet file (has the stage that writes it run?)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:

@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.errors import MissingFile, UserError
 
-class FeatureExtractorError(ValueError):
+
+class FeatureExtractorError(UserError, ValueError):
     """The file named in evaluate.inception is not a usable feature extractor; the message says why."""
 
 
@@ -84,7 +86,7 @@ def load_feature_extractor(path: Path, device: torch.device | str = "cpu") -> Fe
     the metric as not computed), FeatureExtractorError when it is not TorchScript."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such Inception file (evaluate.inception)")
+        raise MissingFile(f"{path}: no such Inception file (evaluate.inception)")
     device = torch.device(device)
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; the released file is TorchScript

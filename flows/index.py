@@ -28,6 +28,7 @@ import torch
 
 from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.devices import inference_batch_size, resolve_device
+from core.errors import MissingFile
 from core.params import IndexParams, LoadedParams, ParamsError
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import DATASET_MANIFEST, INDEX_IDS
@@ -84,7 +85,7 @@ def build_neighbor_index(
     folders = {domain: datasets / domain for domain in info.config.domains}
     for domain, folder in folders.items():
         if not (folder / MANIFEST).is_file():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{folder / MANIFEST}: no dataset for {domain!r}, which {model_path} was trained on "
                 f"(run dvc repro dataset@{domain})"
             )

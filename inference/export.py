@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from core.atomic import atomic_path
+from core.errors import UserError
 from training.conditioning import condition_vector
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
@@ -40,7 +41,7 @@ TRACE_BATCH, CHECK_BATCH = 2, 3  # the check uses another batch size than the tr
 ONNX_OPSET = 18
 
 
-class ExportMismatch(RuntimeError):
+class ExportMismatch(UserError, RuntimeError):
     """The exported model does not reproduce the eager model within the tolerance."""
 
 

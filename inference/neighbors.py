@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from core.devices import resolve_device
+from core.errors import UserError
 from inference.embeddings import embed_pixels, encoder_digest
 from inference.vector_index import Hit, NeighborIndex, read_crops
 from training.checkpoint import CheckpointError
@@ -34,7 +35,7 @@ log = logging.getLogger("twingan.neighbors")
 MAX_CELL = 256  # grid cells are the dataset crops' size, at most this
 
 
-class NeighborsError(ValueError):
+class NeighborsError(UserError, ValueError):
     """A request the index or the model cannot answer; the message names the option or file to fix."""
 
 

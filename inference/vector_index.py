@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UserError
 from core.parquet import read_params, read_table
 from core.schemas import INDEX_IDS
 
@@ -36,7 +37,7 @@ IDS = "ids.parquet"
 _REBUILD = "rebuild it with `dvc repro index` (or `twingan index`)"
 
 
-class IndexFileError(ValueError):
+class IndexFileError(UserError, ValueError):
     """The index folder is missing, incomplete, or was built with another model; the message names it."""
 
 

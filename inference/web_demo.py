@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from core.devices import resolve_device
+from core.errors import UserError
 from inference.paste import paste_faces
 from inference.translate import Translator, resize_portrait
 from training.model_file import ModelInfo, load_model
@@ -69,7 +70,7 @@ MAX_FILE_SIZE = "50mb"  # larger uploads are refused by the server before they r
 CACHE_CLEANUP = (3600, 3600)  # every hour, delete uploads and results older than an hour
 
 
-class DemoInputError(ValueError):
+class DemoInputError(UserError, ValueError):
     """Something about a request the user can fix; the message is shown as the status line."""
 
 

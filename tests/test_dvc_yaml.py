@@ -20,8 +20,9 @@ PACKAGES = ("twingan", "flows", "inference", "evaluation", "training", "scraping
 FLOORS = {"twingan": 5, "flows": 4, "inference": 3, "evaluation": 3, "training": 2, "scraping": 2,
           "preprocessing": 1, "core": 0}  # fmt: skip
 # Code that runs a stage but cannot change what it writes: how work is spread over threads and processes,
-# the environment, the Prefect API server.
-CANNOT_CHANGE_OUTPUTS = {"core/executor.py", "core/environment.py", "core/api_server.py", "core/processes.py"}
+# the environment, the Prefect API server, the base classes of errors.
+CANNOT_CHANGE_OUTPUTS = {"core/executor.py", "core/environment.py", "core/api_server.py", "core/processes.py",
+                         "core/errors.py"}  # fmt: skip
 
 
 def module_file(name: str) -> Path | None:

@@ -21,12 +21,13 @@ from typing import Any
 import torch
 
 from core.atomic import atomic_path
+from core.errors import UserError
 
 FORMAT = "twingan-checkpoint/1"
 MODEL_FORMAT = "twingan-model/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used with the current settings; the message says why and what to do."""
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.errors import UserError
 from training.networks import NetworkConfig
 
 
-class UnknownTagError(ValueError):
+class UnknownTagError(UserError, ValueError):
     """A requested tag is not in the model's vocabulary; the message lists the ones it knows."""
 
 

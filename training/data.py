@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from core.errors import MissingFile, UserError
 from core.parquet import PARAMS_KEY, SchemaMismatchError, read_params, read_table, schema_id
 from core.schemas import DATASET_MANIFEST, DATASET_PIXELS, SPLITS
 
@@ -46,7 +47,7 @@ MANIFEST = "manifest.parquet"
 _REBUILD = "rebuild it with dvc repro"
 
 
-class CorruptShardError(ValueError):
+class CorruptShardError(UserError, ValueError):
     """A pixel shard does not hold what its manifest says. Training must stop, never see a wrong batch."""
 
 
@@ -159,7 +160,7 @@ class DomainSplit:
     def _open_shard(self, name: str) -> list[RowGroup]:
         path = self.root / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: pixel shard listed in {self.manifest} is missing; {_REBUILD}")
+            raise MissingFile(f"{path}: pixel shard listed in {self.manifest} is missing; {_REBUILD}")
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as error:

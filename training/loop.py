@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 
 from core.atomic import atomic_path
+from core.errors import UserError
 from training.checkpoint import FORMAT, check_compatible, load, save_atomic
 from training.data import PairedDomainBatches, make_loader
 from training.losses import LossConfig, TwinGANObjective
@@ -44,7 +45,7 @@ from training.samples import save_png, translation_grid
 log = logging.getLogger("twingan.train")
 
 
-class NonFiniteLoss(FloatingPointError):
+class NonFiniteLoss(UserError, FloatingPointError):
     """A loss became NaN or infinite; the message names the step and the terms."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.errors import MissingFile
 from training.checkpoint import MODEL_FORMAT, CheckpointError, load, save_atomic
 from training.networks import NetworkConfig, TwinGAN
 
@@ -70,7 +71,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[Tw
     """The model in eval mode on `device`, and its metadata. Errors name the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model file; `dvc repro train` writes models/twingan.pt")
+        raise MissingFile(f"{path}: no model file; `dvc repro train` writes models/twingan.pt")
     payload = load(path, MODEL_FORMAT)
     try:
         config = NetworkConfig.from_dict(payload["network"])

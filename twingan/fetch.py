@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.atomic import atomic_path, write_bytes_atomic
+from core.errors import UserError
 
 log = logging.getLogger("twingan.fetch")
 
 CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A download failed or did not match its pinned hash; the message names the file and URL."""
 
 

@@ -28,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from core.errors import UserError
+
 FACE_MODELS_MODULE = "face_recognition_models"
 FACE_MODELS_PACKAGE = "face-recognition-models"
 FACE_MODELS_INSTALL = "pip install face-recognition-models"
@@ -75,7 +77,7 @@ class Detector(Protocol):
         ...
 
 
-class ModelFileMissing(FileNotFoundError):
+class ModelFileMissing(UserError, FileNotFoundError):
     """A model file a detector needs is absent; the message says which package ships it and how to install it."""
 
     def __init__(self, path: Path | str, package: str, install: str) -> None:

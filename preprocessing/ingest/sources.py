@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from core.errors import UserError
 from core.params import ArchiveSource, FolderSource
 from preprocessing.ingest.names import member_name
 from preprocessing.ingest.reasons import Reason
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """The source as a whole cannot be read (not an archive, a broken central directory, ...)."""
 
 

@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from core.errors import UserError
+
 VARINT, I64, LEN, I32 = 0, 1, 2, 5  # protobuf wire types; 3 and 4 (groups) never occur in caffe.proto
 
 # V1LayerParameter.LayerType, under the names that the current format uses (caffe's upgrade_proto.cpp).
@@ -91,7 +93,7 @@ _BOOLS = {"bias_term", "global_pooling", "transpose"}
 _FLOATS = {"dropout_ratio", "negative_slope"}
 
 
-class CaffeModelError(ValueError):
+class CaffeModelError(UserError, ValueError):
     """A caffemodel that cannot be decoded or does not hold a usable net; the message names the file."""
 
 

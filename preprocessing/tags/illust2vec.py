@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.errors import UserError
 from preprocessing.tags.caffe import CaffeLayer, CaffeModelError, CaffeNet, read_caffemodel
 
 MEAN_BGR = (164.76139251, 167.47864617, 181.13838569)  # i2v's per-channel image mean, B, G, R
@@ -75,7 +76,7 @@ TAG_MODEL_SPEC: tuple[LayerSpec, ...] = (
 )
 
 
-class Illust2VecWeightsMissing(FileNotFoundError):
+class Illust2VecWeightsMissing(UserError, FileNotFoundError):
     """A released illust2vec file is not on disk; the message says which and how to fetch it."""
 
 

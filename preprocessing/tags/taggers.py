@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.errors import UserError
 from preprocessing.tags.vocabulary import Palette, Vocabulary, eye_tag, hair_tag, srgb_to_lab
 
 
@@ -41,7 +42,7 @@ class Tagger(Protocol):
         ...
 
 
-class TaggerError(ValueError):
+class TaggerError(UserError, ValueError):
     """A tagger cannot be built from its options; the message names the option or file."""
 
 
