@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import UsageError
+
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`; a CUDA device that is not there is
@@ -12,7 +14,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(name)!r}: this machine has no CUDA device (torch {torch.__version__}); use cpu")
+        raise UsageError(f"device {str(name)!r}: this machine has no CUDA device (torch {torch.__version__}); use cpu")
     return device
 
 
@@ -23,6 +25,6 @@ def inference_batch_size(requested: int | None, device: torch.device, *, cuda: i
     than at 64, the translator runs fastest at 4 (benchmarks/embed.py, benchmarks/translate.py)."""
     if requested is not None:
         if requested < 1:
-            raise ValueError(f"batch size must be at least 1, got {requested}")
+            raise UsageError(f"batch size must be at least 1, got {requested}")
         return requested
     return cuda if device.type == "cuda" else cpu

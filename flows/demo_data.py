@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.atomic import partial_dir, publish_dir
-from core.params import DemoDataParams
+from core.params import DemoDataParams, LoadedParams
 
 log = logging.getLogger("flows.demo_data")
 
@@ -215,3 +215,8 @@ def write_demo_data(params: DemoDataParams, root: Path) -> dict[str, int]:
     publish_dir(staging, final)
     log.info("demo_data: wrote %s to %s", ", ".join(f"{k} {v}" for k, v in counts.items()), params.out)
     return counts
+
+
+def run_demo_data(loaded: LoadedParams) -> dict[str, int]:
+    """`twingan demo-data`: the demo profile's inputs where params.demo_data.out says."""
+    return write_demo_data(loaded.params.demo_data, loaded.root)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from core.atomic import atomic_path
-from core.errors import UserError
+from core.errors import UsageError, UserError
 from training.conditioning import condition_vector
 from training.model_file import ModelInfo, load_model
 from training.networks import TwinGAN
@@ -165,12 +165,12 @@ def export_translation(
     `tolerance`; UnknownTagError for a tag the model does not know.
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+        raise UsageError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     model_path, out = Path(model_path), Path(out)
     model, info = load_model(model_path, "cpu")
     for name, domain in (("--from", source), ("--to", target)):
         if domain not in info.config.domains:
-            raise ValueError(f"{name} {domain!r}: {model_path} knows only {', '.join(info.config.domains)}")
+            raise UsageError(f"{name} {domain!r}: {model_path} knows only {', '.join(info.config.domains)}")
     tags = tuple(tags)
     fixed = condition_vector(info.config, info.vocabulary, 1, tags=tags) if tags else None
     conditioned = info.config.condition_dim > 0 and fixed is None

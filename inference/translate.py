@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from core.devices import inference_batch_size, resolve_device
+from core.errors import UsageError
 from inference.paste import DEFAULT_FEATHER, paste_faces
 from inference.photo_faces import AlignedFace, FaceFinder, FacePool, PhotoFaces, find_faces, model_threads
 from training.conditioning import condition_vector
@@ -138,7 +139,7 @@ class Translator:
     ) -> None:
         for name, domain in (("source", source), ("target", target)):
             if domain not in info.config.domains:
-                raise ValueError(f"{name} domain {domain!r}: {path} knows only {', '.join(info.config.domains)}")
+                raise UsageError(f"{name} domain {domain!r}: {path} knows only {', '.join(info.config.domains)}")
         self.device = resolve_device(device)
         batch_size = inference_batch_size(batch_size, self.device, cuda=16, cpu=4)
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -390,7 +391,7 @@ def resize_portrait(portrait: np.ndarray, size: int | None) -> np.ndarray:
     if size is None or size == portrait.shape[0]:
         return portrait
     if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+        raise UsageError(f"size must be a positive number of pixels, got {size}")
     interpolation = cv2.INTER_CUBIC if size > portrait.shape[0] else cv2.INTER_AREA
     return cv2.resize(portrait, (size, size), interpolation=interpolation)
 
@@ -497,3 +498,63 @@ __all__ = [
     "save_png",
     "translate_to_folder",
 ]
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """What a user's params file says about photos from outside the pipeline: the colour vocabulary that names
+    a reference's colours (`tags`), and the pixel bound (`ingest.max_pixels`); the shipped defaults where
+    there is no params file."""
+
+    palette: Any  # preprocessing.tags.vocabulary.Vocabulary
+    max_pixels: int
+
+    @classmethod
+    def from_params(cls, path: Path) -> UserSettings:
+        from core.params import IngestParams, TagsParams, load_params
+        from preprocessing.tags.vocabulary import Vocabulary
+
+        loaded = load_params(path).params if Path(path).is_file() else None
+        tags = loaded.tags if loaded else TagsParams()
+        ingest = loaded.ingest if loaded else IngestParams()
+        return cls(palette=Vocabulary.from_params(tags), max_pixels=ingest.max_pixels)
+
+
+def run_translate(
+    photos: Sequence[str],
+    out: Path,
+    *,
+    model: Path,
+    source: str,
+    target: str,
+    tags: str | None = None,
+    reference: Path | None = None,
+    illust2vec: Path | None = None,
+    paste: bool = False,
+    batch_size: int | None = None,
+    device: str = "auto",
+    size: int | None = None,
+    workers: int | None = None,
+    params: Path = Path("params.yaml"),
+) -> TranslateSummary:
+    """`twingan translate`: load, condition (tags, and a reference's colours and features), collect the photos,
+    translate them into `out`. Unknown tags fail before any photo is read."""
+    from inference.photo_faces import default_workers
+    from training.conditioning import parse_tags
+
+    translator = Translator.from_file(model, source=source, target=target, device=device, batch_size=batch_size)
+    wanted, features = parse_tags(tags), None
+    if reference is not None:
+        found = translator.reference(reference, illust2vec=illust2vec, palette=UserSettings.from_params(params).palette)
+        log.info("reference %s: %s", reference, found.detail)
+        wanted, features = list(dict.fromkeys([*found.tags, *wanted])), found.features
+    translator.condition(wanted, features)
+    files = collect_photos(photos)
+    if not files:
+        raise UsageError(f"no photos found in: {', '.join(map(str, photos))}")
+    workers = default_workers(len(files)) if workers is None else workers
+    with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
+        log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)", len(files),
+                 source, target, ", ".join(wanted) or "none", translator.device, workers, threads)  # fmt: skip
+        return translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size,
+                                   workers=workers)  # fmt: skip

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from core.devices import resolve_device
-from core.errors import UserError
+from core.errors import UsageError, UserError
 from inference.paste import paste_faces
 from inference.translate import Translator, resize_portrait
 from training.model_file import ModelInfo, load_model
@@ -487,7 +487,7 @@ def launch(
     except OSError as error:
         if "Cannot find empty port" not in str(error):
             raise
-        raise OSError(f"cannot serve on {host}:{port}: the port is in use (another demo?) or {host} is not an "
+        raise UsageError(f"cannot serve on {host}:{port}: the port is in use (another demo?) or {host} is not an "
                       f"address of this machine; pick another with --port or --host") from None  # fmt: skip
     log.info("serving the demo on %s (%s)", url, _stop_hint())
     if block:  # not Gradio's block_thread, which closes only the HTTP server (not the queue) and prints

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.errors import UserError
+from core.errors import UsageError, UserError
 from training.networks import NetworkConfig
 
 
@@ -66,6 +66,6 @@ def condition_vector(
         if given.dim() == 1:
             given = given.unsqueeze(0).expand(batch, -1)
         if tuple(given.shape) != (batch, config.feature_dim):
-            raise ValueError(f"reference features must have {config.feature_dim} values, got {tuple(given.shape)}")
+            raise UsageError(f"reference features must have {config.feature_dim} values, got {tuple(given.shape)}")
         out[:, config.tag_dim :] = given
     return out.to(device)

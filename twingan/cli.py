@@ -1,17 +1,19 @@
 """`twingan`: the stage entry points that `dvc.yaml` calls, and the commands users run.
 
-Each subcommand loads and validates `params.yaml`, then runs one stage; the stage's code lives in the
-module named in its help. Errors a user can fix (a wrong parameter, a missing folder, an unreadable
-archive) print one message naming the key or file and exit with status 2, without a traceback.
+Each stage command loads and validates `params.yaml`, then runs its stage module, `flows/<stage>.py`.
+Errors a user can fix (core.errors.UserError: a wrong parameter, a missing folder, an unreadable archive,
+an option the model does not fit) print one message naming the key or file and exit with status 2,
+without a traceback; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +21,8 @@ from core.environment import configure_environment
 
 configure_environment()  # before anything imports Prefect
 
-from core.params import ParamsError, load_params  # noqa: E402
+from core.errors import UserError  # noqa: E402
+from core.params import load_params  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -64,15 +67,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from core.parquet import SchemaMismatchError
-    from preprocessing.ingest.sources import SourceError
-
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """A UserError ends the command with its one line and status 2; anything else keeps its traceback."""
     try:
-        from preprocessing.faces.detectors import ModelFileMissing
-    except ImportError:  # the detector libraries are not installed
-        return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError)
-    return (ParamsError, SourceError, SchemaMismatchError, FileNotFoundError, ModelFileMissing)
+        yield
+    except UserError as error:
+        _fail(str(error))
+
+
+def _stage(run: Callable[..., Any], params: Path, *keys: str) -> None:
+    """Run a stage module's entry on the validated params (and its domain or crawl)."""
+    with _reported():
+        run(load_params(params), *keys)
 
 
 @app.callback()
@@ -84,10 +91,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 def check(params: ParamsOption = Path("params.yaml")) -> None:
     """Validate params.yaml as every stage would before its work: sources, detectors, taggers, crawls and
     train.domains; list the domains. Every problem is printed; the status is 2 if there is any."""
-    try:
+    with _reported():
         loaded = load_params(params)
-    except ParamsError as error:
-        _fail(str(error))
     from flows.faces import check_faces
     from flows.ingest import check_ingest
     from flows.tags import check_tags
@@ -98,7 +103,7 @@ def check(params: ParamsOption = Path("params.yaml")) -> None:
     def attempt(check: Callable[..., object], *args: object) -> None:
         try:
             check(*args)
-        except _user_errors() as error:
+        except UserError as error:
             problems.append(str(error))
 
     made = {"demo_data": loaded.resolve(loaded.params.demo_data.out)}
@@ -127,79 +132,49 @@ def check(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command("demo-data")
 def demo_data(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage demo_data: write the demo profile's inputs (flows/demo_data.py)."""
-    from flows.demo_data import write_demo_data
+    from flows.demo_data import run_demo_data
 
-    try:
-        loaded = load_params(params)
-        write_demo_data(loaded.params.demo_data, loaded.root)
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_demo_data, params)
 
 
 @app.command()
 def ingest(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
     """Stage ingest@<domain>: a folder or archive into data/raw/<domain>/ (flows/ingest.py)."""
-    try:
-        loaded = load_params(params)
-        loaded.source_path(domain)
-        from flows.ingest import run_ingest
+    from flows.ingest import run_ingest
 
-        run_ingest(loaded, domain)
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_ingest, params, domain)
 
 
 @app.command()
 def faces(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
     """Stage faces@<domain>: aligned face crops of data/raw/<domain>/ into data/faces/<domain>/ (flows/faces.py)."""
-    try:
-        loaded = load_params(params)
-        from flows.faces import run_faces
+    from flows.faces import run_faces
 
-        run_faces(loaded, domain)
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_faces, params, domain)
 
 
 @app.command()
 def tags(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
     """Stage tags@<domain>: named tags and colours of data/faces/<domain>/ into data/tags/<domain>/ (flows/tags.py)."""
-    try:
-        loaded = load_params(params)
-        from flows.tags import run_tags
+    from flows.tags import run_tags
 
-        run_tags(loaded, domain)
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_tags, params, domain)
 
 
 @app.command()
 def dataset(domain: DomainOption, params: ParamsOption = Path("params.yaml")) -> None:
     """Stage dataset@<domain>: faces and tags into training manifests and pixel shards (flows/dataset.py)."""
-    try:
-        loaded = load_params(params)
-        from flows.dataset import run_dataset
+    from flows.dataset import run_dataset
 
-        run_dataset(loaded, domain)
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_dataset, params, domain)
 
 
 @app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage train: the Twin-GAN on data/datasets/<domains>/ into models/twingan.pt (flows/train.py)."""
-    try:
-        loaded = load_params(params)
-        from flows.train import run_train
-        from training.checkpoint import CheckpointError
-        from training.loop import NonFiniteLoss
+    from flows.train import run_train
 
-        try:
-            run_train(loaded)
-        except (CheckpointError, NonFiniteLoss) as error:
-            _fail(str(error))
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_train, params)
 
 
 @app.command()
@@ -209,13 +184,11 @@ def fetch(
     base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror of the release.")] = None,
 ) -> None:
     """Download released model files, checking SHA-256 (twingan/fetch.py). Needs the network."""
-    from twingan.fetch import FetchError, fetch_release
+    from twingan.fetch import fetch_release
 
-    try:
+    with _reported():
         for path in fetch_release(model, dest, base_url=base_url):
             typer.echo(str(path))
-    except (FetchError, ValueError) as error:
-        _fail(str(error))
 
 
 @app.command()
@@ -224,18 +197,13 @@ def scrape(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Stage scrape@<crawl>: Getchu character portraits into data/scrape/<crawl>/ (flows/scrape.py)."""
-    try:
-        loaded = load_params(params)
-        loaded.crawl(crawl)
-        from flows.scrape import CrawlIncomplete, run_scrape
+    from flows.scrape import CrawlIncomplete, run_scrape
 
-        try:
-            run_scrape(loaded, crawl)
-        except CrawlIncomplete as stopped:
-            _stderr_console().print(str(stopped), soft_wrap=True)
-            raise typer.Exit(code=3) from None
-    except _user_errors() as error:
-        _fail(str(error))
+    try:
+        _stage(run_scrape, params, crawl)
+    except CrawlIncomplete as stopped:  # resumes on the next run: status 3, not a failure to fix
+        _stderr_console().print(str(stopped), soft_wrap=True)
+        raise typer.Exit(code=3) from None
 
 
 @app.command()
@@ -246,10 +214,8 @@ def rebuild(
     targets: Annotated[list[str] | None, typer.Argument(help="Stages to rebuild (default: all).")] = None,
 ) -> None:
     """Run the whole DVC pipeline as a Prefect flow, retrying flaky stages, then push (flows/rebuild.py)."""
-    try:
+    with _reported():
         loaded = load_params(params)
-    except ParamsError as error:
-        _fail(str(error))
     from flows.rebuild import rebuild_flow, serve_rebuild
 
     if serve:
@@ -263,18 +229,9 @@ def rebuild(
 @app.command()
 def index(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage index: every dataset crop embedded by models/twingan.pt, in FAISS indexes (flows/index.py)."""
-    try:
-        loaded = load_params(params)
-        from flows.index import run_index
-        from training.checkpoint import CheckpointError
-        from training.data import CorruptShardError
+    from flows.index import run_index
 
-        try:
-            run_index(loaded)
-        except (CheckpointError, CorruptShardError) as error:
-            _fail(str(error))
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_index, params)
 
 
 @app.command()
@@ -294,17 +251,12 @@ def neighbors(
     out: Annotated[Path, typer.Option("--out", "-o", help="The grid PNG to write.")] = Path("neighbors.png"),
 ) -> None:
     """The nearest dataset crops of each domain to a face, in the shared embedding (inference/neighbors.py)."""
-    from inference.neighbors import NeighborsError, find_neighbors, format_table
-    from inference.vector_index import IndexFileError
-    from training.checkpoint import CheckpointError
-    from training.data import CorruptShardError
+    from inference.neighbors import find_neighbors, format_table
 
     wanted = [domain.strip() for domain in domains.split(",") if domain.strip()]
-    try:
+    with _reported():
         result = find_neighbors(photo, model_path=model, index_path=index_dir, domains=wanted, source=source, k=k,
                                 aligned=aligned, datasets=datasets, device=device, nprobe=nprobe, out=out)  # fmt: skip
-    except (NeighborsError, IndexFileError, CheckpointError, CorruptShardError, *_user_errors()) as error:
-        _fail(str(error))
     typer.echo(format_table(result.faces, result.hits))
     typer.echo(f"wrote {out}")
 
@@ -345,37 +297,12 @@ def translate(
     ),
 ) -> None:
     """Translate every face of raw photos with the trained model, optionally pasted back (inference/translate.py)."""
-    from inference.photo_faces import default_workers
-    from inference.translate import Translator, collect_photos, translate_to_folder
-    from training.checkpoint import CheckpointError
-    from training.conditioning import UnknownTagError, parse_tags
+    from inference.translate import run_translate
 
-    log = logging.getLogger("twingan.translate")
-    try:
-        translator = Translator.from_file(model, source=source, target=target, device=device, batch_size=batch_size)
-        wanted, features = parse_tags(tags), None
-        if reference is not None:
-            from core.params import TagsParams
-            from preprocessing.tags.vocabulary import Vocabulary
-
-            colours = load_params(params).params.tags if params.is_file() else TagsParams()
-            found = translator.reference(reference, illust2vec=illust2vec, palette=Vocabulary.from_params(colours))
-            log.info("reference %s: %s", reference, found.detail)
-            wanted, features = list(dict.fromkeys([*found.tags, *wanted])), found.features
-        translator.condition(wanted, features)  # unknown tags fail before any photo is read
-        files = collect_photos(photos)
-        if not files:
-            _fail(f"no photos found in: {', '.join(photos)}")
-        if workers is None:
-            workers = default_workers(len(files))
-        with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
-            log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)",
-                     len(files), source, target, ", ".join(wanted) or "none", translator.device, workers,
-                     threads)  # fmt: skip
-            summary = translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste,
-                                          size=size, workers=workers)  # fmt: skip
-    except (CheckpointError, UnknownTagError, ValueError, RuntimeError, *_user_errors()) as error:
-        _fail(str(error))
+    with _reported():
+        summary = run_translate(photos, out, model=model, source=source, target=target, tags=tags, reference=reference,
+                                illust2vec=illust2vec, paste=paste, batch_size=batch_size, device=device, size=size,
+                                workers=workers, params=params)  # fmt: skip
     typer.echo(summary.line(out))
 
 
@@ -392,15 +319,12 @@ def export(
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max |exported - eager| allowed.")] = 1e-4,
 ) -> None:
     """Export one translation direction as ONNX or TorchScript, checked against eager (inference/export.py)."""
-    from inference.export import ExportMismatch, export_translation
-    from training.checkpoint import CheckpointError
-    from training.conditioning import UnknownTagError, parse_tags
+    from inference.export import export_translation
+    from training.conditioning import parse_tags
 
-    try:
+    with _reported():
         report = export_translation(model, out, format=export_format, source=source, target=target,
                                     tags=parse_tags(tags), tolerance=tolerance)  # fmt: skip
-    except (CheckpointError, UnknownTagError, ExportMismatch, ValueError, *_user_errors()) as error:
-        _fail(str(error))
     typer.echo(
         f"wrote {report.path} ({report.format}, {source} -> {target}, inputs: {', '.join(report.inputs)}); "
         f"max |exported - eager| = {report.max_abs_diff:.2e} on a random batch of {report.check_batch} "
@@ -412,18 +336,9 @@ def export(
 def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage evaluate: FID/KID, AnimeFace, pose, hair-colour and reconstruction metrics of models/twingan.pt
     into metrics/evaluate.json and plots/evaluate/samples.png (flows/evaluate.py)."""
-    try:
-        loaded = load_params(params)
-        from evaluation.inception import FeatureExtractorError
-        from flows.evaluate import evaluate as run_evaluate
-        from training.checkpoint import CheckpointError
+    from flows.evaluate import evaluate as run_evaluate
 
-        try:
-            run_evaluate(loaded)
-        except (CheckpointError, FeatureExtractorError) as error:
-            _fail(str(error))
-    except _user_errors() as error:
-        _fail(str(error))
+    _stage(run_evaluate, params)
 
 
 @app.command()
@@ -451,33 +366,20 @@ def demo(
     log = logging.getLogger("twingan.demo")
     # From the start, so that a stop while torch and the model load (the first seconds) also ends here,
     # "stopped", with status 0.
-    with stop_requests() as stop:
-        try:
-            from inference.web_demo import build_app, launch
-            from training.checkpoint import CheckpointError
+    with stop_requests() as stop, contextlib.suppress(KeyboardInterrupt), _reported():
+        from inference.translate import UserSettings
+        from inference.web_demo import build_app, launch
 
-            try:
-                from core.params import IngestParams, TagsParams
-                from preprocessing.tags.vocabulary import Vocabulary
-
-                loaded = load_params(params).params if params.is_file() else None
-                colours = loaded.tags if loaded else TagsParams()
-                max_pixels = (loaded.ingest if loaded else IngestParams()).max_pixels  # ingest's bound on images
-                if stop.is_set():
-                    raise KeyboardInterrupt
-                app = build_app(model, source=source, target=target, device=device, illust2vec=illust2vec,
-                                palette=Vocabulary.from_params(colours), max_pixels=max_pixels)  # fmt: skip
-                if stop.is_set():
-                    raise KeyboardInterrupt
-                if host not in ("127.0.0.1", "localhost", "::1"):
-                    log.warning("serving on %s: anyone who can reach this address can use the page", host)
-                launch(app, host=host, port=port, share=False, stop=stop)  # until a stop; closes the server
-            except OSError as error:  # the port is taken, the address is not this machine's; FileNotFoundError
-                _fail(str(error))
-            except (CheckpointError, ValueError, *_user_errors()) as error:
-                _fail(str(error))
-        except KeyboardInterrupt:
-            pass
+        settings = UserSettings.from_params(params)  # the reference colours' names, the pixel bound of uploads
+        if stop.is_set():
+            raise KeyboardInterrupt
+        app = build_app(model, source=source, target=target, device=device, illust2vec=illust2vec,
+                        palette=settings.palette, max_pixels=settings.max_pixels)  # fmt: skip
+        if stop.is_set():
+            raise KeyboardInterrupt
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("serving on %s: anyone who can reach this address can use the page", host)
+        launch(app, host=host, port=port, share=False, stop=stop)  # until a stop; closes the server
     log.info("stopped")
 
 
