@@ -33,6 +33,7 @@ from tqdm import tqdm
 from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded
+from core.layout import Layout
 from core.params import DatasetParams, LoadedParams, load_params
 from core.parquet import SchemaMismatchError, read_params, read_table, table_from_rows, write_table
 from core.schemas import (
@@ -147,11 +148,11 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
     loaded = load_params(params_file)
     settings = loaded.params.dataset
     root = loaded.root
-    faces_dir, raw_dir = root / "data" / "faces" / domain, root / "data" / "raw" / domain
+    faces_dir, raw_dir = Layout(root).faces(domain), Layout(root).raw(domain)
     started = time.perf_counter()
 
     faces = sorted(read_table(faces_dir / "faces.parquet", FACES).to_pylist(), key=lambda f: f["face_id"])
-    tags_path = root / "data" / "tags" / domain / "tags.parquet"
+    tags_path = Layout(root).tags(domain) / "tags.parquet"
     tags_table, vocabulary = read_tags(tags_path)
     tags = {row["face_id"]: row["tags"] for row in tags_table.select(["face_id", "tags"]).to_pylist()}
     tag_row = {face_id: i for i, face_id in enumerate(tags_table.column("face_id").to_pylist())}
@@ -225,7 +226,7 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
         face["split"] = assign_split(key, settings.splits, settings.split_salt)
 
     # Pass 2: pixels of the kept faces, per split, in face-id order.
-    staging = partial_dir(root / "data" / "datasets" / domain)
+    staging = partial_dir(Layout(root).dataset(domain))
     if staging.exists():
         import shutil
 
@@ -282,15 +283,15 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
                 recorded)  # fmt: skip
     rejects.sort(key=lambda r: r["face_id"])
     write_table(table_from_rows(rejects, DATASET_REJECTS), staging / "rejects.parquet", DATASET_REJECTS, recorded)
-    publish_dir(staging, root / "data" / "datasets" / domain)
+    publish_dir(staging, Layout(root).dataset(domain))
 
     metrics = _statistics(rows, rejects, duplicates, len(faces), vocabulary)
-    write_json_atomic(root / "metrics" / "dataset" / f"{domain}.json", metrics)
+    write_json_atomic(Layout(root).metrics("dataset", domain), metrics)
     for split in settings.splits:  # one bar chart per split: every vocabulary tag, zeros included
         histogram = metrics["tags"].get(split, {})
         plot_rows = [{"tag": tag, "faces": histogram.get(tag, 0)} for tag in vocabulary]
-        write_json_atomic(root / "plots" / "dataset" / domain / f"tags-{split}.json", plot_rows)
-    _contact_sheets(faces_dir, kept_faces, split_of, settings, root / "plots" / "dataset" / domain)
+        write_json_atomic(Layout(root).plots("dataset", domain) / f"tags-{split}.json", plot_rows)
+    _contact_sheets(faces_dir, kept_faces, split_of, settings, Layout(root).plots("dataset", domain))
     log.info("dataset@%s: %d faces kept (%s), %d near-duplicates removed, rejects %s, in %.1f s", domain, len(rows),
              metrics["splits"], len(duplicates), metrics["rejects"], time.perf_counter() - started)  # fmt: skip
     return metrics

@@ -30,6 +30,7 @@ import torch
 
 from core.atomic import write_json_atomic
 from core.devices import resolve_device
+from core.layout import Layout
 from core.params import EvaluateParams, LoadedParams, ParamsError
 from evaluation.agreement import hair_agreement, not_computed, pose_agreement
 from evaluation.detect import face_detector, run_all
@@ -44,9 +45,7 @@ from training.samples import grid, save_png, to_uint8
 
 log = logging.getLogger("twingan.evaluate")
 
-MODEL = Path("models/twingan.pt")
-METRICS = Path("metrics/evaluate.json")
-SAMPLES = Path("plots/evaluate/samples.png")
+MODEL, METRICS, SAMPLES = Layout().model, Layout().metrics("evaluate"), Layout().plots("evaluate") / "samples.png"
 
 
 @contextmanager
@@ -74,7 +73,7 @@ class _Run:
         self.hair_colours = _hair_colours(params, self.info.vocabulary, self.vocabulary) if self.config.tag_dim else []
         self.data = {
             domain: read_split(
-                self.root / "data" / "datasets" / domain,
+                Layout(self.root).dataset(domain),
                 domain,
                 params.split,
                 max_images=params.max_images,
@@ -111,7 +110,7 @@ def _check_domains(params: EvaluateParams, domains: tuple[str, ...], root: Path)
     for name, domain in (("source", params.source), ("target", params.target)):
         if domain not in domains:
             raise ParamsError(f"evaluate.{name}: {domain!r} is not a domain of {MODEL} (it has: {', '.join(domains)})")
-        manifest = root / "data" / "datasets" / domain / "manifest.parquet"
+        manifest = Layout(root).dataset(domain) / "manifest.parquet"
         if not manifest.is_file():
             raise ParamsError(
                 f"evaluate.{name}: no dataset for {domain!r} at {manifest} (run dvc repro dataset@{domain})"

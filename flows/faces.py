@@ -27,6 +27,7 @@ from tqdm import tqdm
 from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
+from core.layout import Layout
 from core.params import LoadedParams, ParamsError, load_params
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import FACE_REJECTS, FACES, RAW_MANIFEST
@@ -53,7 +54,7 @@ def _job(loaded: LoadedParams, domain: str) -> FacesJob:
             f"domains.{domain}.detector.name: unknown detector {spec.detector.name!r} (known: {', '.join(available())})"
         )
     settings = loaded.params.faces
-    return FacesJob(domain=domain, raw_dir=str(loaded.root / "data" / "raw" / domain), detector=spec.detector.name,
+    return FacesJob(domain=domain, raw_dir=str(Layout(loaded.root).raw(domain)), detector=spec.detector.name,
                     detector_options=dict(spec.detector.options), align=spec.align.model_dump(),
                     select=spec.select.model_dump(), crop_format=settings.crop_format,
                     jpeg_quality=settings.jpeg_quality)  # fmt: skip
@@ -64,10 +65,10 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     loaded = load_params(params_file)
     job = _job(loaded, domain)
     settings = loaded.params.faces
-    manifest = read_table(loaded.root / "data" / "raw" / domain / "manifest.parquet", RAW_MANIFEST)
+    manifest = read_table(Layout(loaded.root).raw(domain) / "manifest.parquet", RAW_MANIFEST)
     refs = [ImageRef(i, p) for i, p in sorted(zip(manifest["id"].to_pylist(), manifest["path"].to_pylist(),
                                                   strict=True))]  # fmt: skip
-    out = loaded.root / "data" / "faces" / domain
+    out = Layout(loaded.root).faces(domain)
     staging = partial_dir(out)
     if staging.exists():
         import shutil
@@ -122,8 +123,8 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     if errors:
         metrics["eye_error_median"] = round(float(np.median(errors)), 4)
         metrics["aligned_within_2pct"] = round(float(np.mean(np.asarray(errors) <= 0.02)), 4)
-    write_json_atomic(loaded.root / "metrics" / "faces" / f"{domain}.json", metrics)
-    contact_sheet([data for _, data in sheet], loaded.root / "plots" / "faces" / f"{domain}.png")
+    write_json_atomic(Layout(loaded.root).metrics("faces", domain), metrics)
+    contact_sheet([data for _, data in sheet], Layout(loaded.root).plots("faces") / f"{domain}.png")
     log.info("faces@%s: %d of %d images with a kept face, %d faces in %d shards, rejects %s, in %.1f s", domain,
              with_face, len(refs), len(faces), writer.index, json.dumps(metrics["rejects"]),
              time.perf_counter() - started)  # fmt: skip

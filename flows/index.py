@@ -29,6 +29,7 @@ import torch
 from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.devices import inference_batch_size, resolve_device
 from core.errors import MissingFile
+from core.layout import Layout
 from core.params import IndexParams, LoadedParams, ParamsError
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import DATASET_MANIFEST, INDEX_IDS
@@ -57,10 +58,10 @@ def run_index(loaded: LoadedParams) -> dict[str, Any]:
     root = loaded.root
     return build_neighbor_index(
         loaded.params.index,
-        model_path=root / "models" / "twingan.pt",
-        datasets=root / "data" / "datasets",
-        out=root / "data" / "index",
-        metrics_path=root / "metrics" / "index.json",
+        model_path=Layout(root).model,
+        datasets=Layout(root).datasets,
+        out=Layout(root).index,
+        metrics_path=Layout(root).metrics("index"),
     )
 
 

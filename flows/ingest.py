@@ -30,6 +30,7 @@ from core.executor import (
     run_on,
     worker_pool,
 )
+from core.layout import Layout
 from core.params import LoadedParams, load_params
 from core.parquet import table_from_rows, write_table
 from core.schemas import RAW_MANIFEST, RAW_REJECTS
@@ -40,9 +41,6 @@ from preprocessing.ingest.sources import SourceItem, archive_kind, check_archive
 
 log = logging.getLogger("twingan.ingest")
 
-RAW_ROOT = Path("data/raw")
-METRICS_ROOT = Path("metrics/ingest")
-
 
 @dataclass(frozen=True)
 class IngestPaths:
@@ -51,7 +49,8 @@ class IngestPaths:
 
     @classmethod
     def for_domain(cls, loaded: LoadedParams, domain: str) -> IngestPaths:
-        return cls(out=loaded.root / RAW_ROOT / domain, metrics=loaded.root / METRICS_ROOT / f"{domain}.json")
+        at = Layout(loaded.root)
+        return cls(out=at.raw(domain), metrics=at.metrics("ingest", domain))
 
 
 @task(name="ingest-chunk", cache_policy=NO_CACHE)

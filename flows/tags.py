@@ -26,6 +26,7 @@ from tqdm import tqdm
 from core.atomic import write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import make_task_runner, map_bounded
+from core.layout import Layout
 from core.params import LoadedParams, ParamsError, load_params
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import FACES, RAW_MANIFEST, TAGS
@@ -58,11 +59,11 @@ def _resolve(loaded: LoadedParams, key: str, value: Any) -> Any:
 
 def _faces_to_tag(loaded: LoadedParams, domain: str, needs_source: bool) -> Iterator[list[FaceToTag]]:
     """Faces grouped by crop shard, each shard read once, in shard order."""
-    folder = loaded.root / "data" / "faces" / domain
+    folder = Layout(loaded.root).faces(domain)
     faces = read_table(folder / "faces.parquet", FACES)
     sources: dict[str, Path] = {}
     if needs_source:
-        raw = loaded.root / "data" / "raw" / domain
+        raw = Layout(loaded.root).raw(domain)
         manifest = read_table(raw / "manifest.parquet", RAW_MANIFEST)
         sources = {i: raw / p for i, p in zip(manifest["id"].to_pylist(), manifest["path"].to_pylist(), strict=True)}
     rows = faces.select(["face_id", "image_id", "landmarks", "attributes", "shard", "shard_row"]).to_pylist()
@@ -96,7 +97,7 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
     vocabulary = Vocabulary.from_params(settings)
     tagger = build_tagger(loaded, domain)
     started = time.perf_counter()
-    total = read_table(loaded.root / "data" / "faces" / domain / "faces.parquet", FACES).num_rows
+    total = read_table(Layout(loaded.root).faces(domain) / "faces.parquet", FACES).num_rows
     log.info("tags@%s: %d faces, tagger %s %s", domain, total, tagger.name, tagger.version)
 
     window = 2 * settings.executor.workers if tagger.concurrent else 1
@@ -129,7 +130,7 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
         "vocabulary": list(vocabulary.tags),
         "thresholds": settings.thresholds.model_dump(),
     }
-    out = loaded.root / "data" / "tags" / domain / "tags.parquet"
+    out = Layout(loaded.root).tags(domain) / "tags.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_table(table_from_rows(rows, TAGS), out, TAGS, recorded)
 
@@ -144,9 +145,9 @@ def tags_flow(params_file: str, domain: str) -> dict[str, Any]:
         "untagged_reasons": dict(sorted(details.items())),
         "tags": {tag: count for tag, count in counts.items() if count},
     }
-    write_json_atomic(loaded.root / "metrics" / "tags" / f"{domain}.json", metrics)
+    write_json_atomic(Layout(loaded.root).metrics("tags", domain), metrics)
     write_json_atomic(
-        loaded.root / "plots" / "tags" / f"{domain}.json",
+        Layout(loaded.root).plots("tags") / f"{domain}.json",
         [{"tag": tag, "faces": count} for tag, count in counts.items()],
     )
     log.info("tags@%s: %d faces, %d tagged, %d without tags (%s), in %.1f s -> %s", domain, len(rows),

@@ -22,7 +22,10 @@ def test_a_bug_keeps_its_traceback(raised: Exception, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(inference.translate, "run_translate", fail)
     monkeypatch.setattr(inference.export, "export_translation", fail)
-    for command in (["translate", "x.png", "--to", "anime", "-o", str(tmp_path)], ["export", "-o", str(tmp_path / "m")]):
+    for command in (
+        ["translate", "x.png", "--to", "anime", "-o", str(tmp_path)],
+        ["export", "-o", str(tmp_path / "m")],
+    ):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 1 and result.exception is raised, result.output  # not a one-line "error: ..."
 

@@ -86,7 +86,12 @@ def stages() -> dict[str, dict]:
             return re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(params[m.group(1)][m.group(2)]), value)
 
         deps = [resolved for dep in stage.get("deps", []) if (resolved := resolve(dep)) is not None]
-        out[name] = {"cmd": stage["cmd"], "deps": deps}
+        written = [
+            next(iter(entry)) if isinstance(entry, dict) else entry
+            for section in ("outs", "metrics", "plots")
+            for entry in stage.get(section, [])
+        ]
+        out[name] = {"cmd": stage["cmd"], "deps": deps, "outputs": {resolve(path) for path in written}}
     return out
 
 
@@ -118,6 +123,14 @@ def test_every_file_a_stage_imports_is_among_its_deps(name: str) -> None:
         and not any(file == dep or dep in file.parents for dep in deps)
     )
     assert not missing, f"dvc.yaml stage {name}: imports code missing from its deps: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_a_stages_outputs_are_where_the_code_writes_them(name: str) -> None:
+    from core.layout import stage_outputs
+
+    declared = {str(path) for path in stage_outputs(name)}
+    assert STAGES[name]["outputs"] == declared, f"dvc.yaml stage {name}: outputs differ from core/layout.py"
 
 
 def test_stage_modules_never_import_each_other() -> None:
