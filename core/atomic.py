@@ -78,6 +78,19 @@ def partial_dir(final: Path) -> Path:
     return final.with_name(final.name + PARTIAL_SUFFIX)
 
 
+@contextlib.contextmanager
+def staged_dir(final: Path, *, keep: bool = False) -> Iterator[Path]:
+    """A staging folder beside `final`, published in one rename when the block completes; left in place when
+    it fails, so a half-written folder is never `final`. Emptied first, unless `keep` (ingest reuses the
+    images a killed run already stored)."""
+    staging = partial_dir(final)
+    if staging.exists() and not keep:
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    yield staging
+    publish_dir(staging, final)
+
+
 def publish_dir(staging: Path, final: Path) -> None:
     """Swap a fully written staging folder into place.
 

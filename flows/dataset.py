@@ -30,7 +30,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.atomic import staged_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded
 from core.layout import Layout
@@ -226,64 +226,60 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
         face["split"] = assign_split(key, settings.splits, settings.split_salt)
 
     # Pass 2: pixels of the kept faces, per split, in face-id order.
-    staging = partial_dir(Layout(root).dataset(domain))
-    if staging.exists():
-        import shutil
+    with staged_dir(Layout(root).dataset(domain)) as staging:
+        recorded = {"domain": domain, "image_size": settings.image_size}
+        writers = {split: PixelShardWriter(staging, split, settings, recorded) for split in settings.splits}
+        split_of = {face["face_id"]: face["split"] for face in kept}
+        kept_faces = [face for face in faces if face["face_id"] in split_of]
+        pixels_task = pixels_chunk.with_options(retries=executor.task_retries)
 
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    recorded = {"domain": domain, "image_size": settings.image_size}
-    writers = {split: PixelShardWriter(staging, split, settings, recorded) for split in settings.splits}
-    split_of = {face["face_id"]: face["split"] for face in kept}
-    kept_faces = [face for face in faces if face["face_id"] in split_of]
-    pixels_task = pixels_chunk.with_options(retries=executor.task_retries)
+        def kept_chunks() -> Iterator[list[tuple[str, bytes]]]:
+            for shard_crops in _crops_by_shard(faces_dir, kept_faces):
+                yield from chunked(shard_crops, executor.chunk_size)
 
-    def kept_chunks() -> Iterator[list[tuple[str, bytes]]]:
-        for shard_crops in _crops_by_shard(faces_dir, kept_faces):
-            yield from chunked(shard_crops, executor.chunk_size)
+        with tqdm(total=len(kept_faces), desc=f"dataset@{domain} pixels", unit="face", disable=None) as bar:
+            for results in map_bounded(
+                lambda c: pixels_task.submit(c, settings.image_size), kept_chunks(), window=window
+            ):
+                for face_id, pixels in results:
+                    writers[split_of[face_id]].add(face_id, pixels)
+                bar.update(len(results))
+        for writer in writers.values():
+            writer.flush()
 
-    with tqdm(total=len(kept_faces), desc=f"dataset@{domain} pixels", unit="face", disable=None) as bar:
-        for results in map_bounded(lambda c: pixels_task.submit(c, settings.image_size), kept_chunks(), window=window):
-            for face_id, pixels in results:
-                writers[split_of[face_id]].add(face_id, pixels)
-            bar.update(len(results))
-    for writer in writers.values():
-        writer.flush()
-
-    rows = []
-    for split in settings.splits:
-        weights = balanced_weights([tags[f["face_id"]] for f in kept if f["split"] == split], settings.balance,
-                                   settings.max_weight)  # fmt: skip
-        for face, weight in zip([f for f in kept if f["split"] == split], weights, strict=True):
-            image = raw[face["image_id"]]
-            shard, row = writers[split].location[face["face_id"]]
-            measured = quality[face["face_id"]]
-            rows.append({
-                "face_id": face["face_id"], "image_id": face["image_id"], "domain": domain, "split": split,
-                "shard": shard, "shard_row": row, "tags": tags[face["face_id"]], "weight": float(weight),
-                "source_uri": image["source_uri"], "member": image["member"], "raw_path": image["path"],
-                "box": face["box"], "crop_sha256": face["crop_sha256"], "phash": f"{measured.phash:016x}",
-                "sharpness": measured.sharpness, "brightness": measured.brightness,
-                "source_size": face["source_size"],
-            })  # fmt: skip
-    rows.sort(key=lambda r: r["face_id"])
-    # How the crops were made (detector, options, alignment): training copies it into the model file, so
-    # inference crops a new photo exactly as the training crops were.
-    faces_spec = {k: v for k, v in read_params(faces_dir / "faces.parquet").items()
-                  if k in ("detector", "detector_options", "align", "select")}  # fmt: skip
-    manifest_meta = {**recorded, "vocabulary": list(vocabulary), "split_key": key_kind, "faces": faces_spec,
-                     "dataset": settings.model_dump(mode="json")}  # fmt: skip
-    manifest = table_from_rows(rows, DATASET_MANIFEST)
-    # Taken column-wise from the tags table: float16 features stay Arrow data (no Python float round trip).
-    taken = tags_table.column("features").take(pa.array([tag_row[r["face_id"]] for r in rows], pa.int64()))
-    manifest = manifest.set_column(manifest.schema.get_field_index("features"), DATASET_MANIFEST.field("features"),
-                                   taken)  # fmt: skip
-    write_table(manifest, staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
-    write_table(table_from_rows(duplicates, DATASET_DUPLICATES), staging / "duplicates.parquet", DATASET_DUPLICATES,
-                recorded)  # fmt: skip
-    rejects.sort(key=lambda r: r["face_id"])
-    write_table(table_from_rows(rejects, DATASET_REJECTS), staging / "rejects.parquet", DATASET_REJECTS, recorded)
-    publish_dir(staging, Layout(root).dataset(domain))
+        rows = []
+        for split in settings.splits:
+            weights = balanced_weights([tags[f["face_id"]] for f in kept if f["split"] == split], settings.balance,
+                                       settings.max_weight)  # fmt: skip
+            for face, weight in zip([f for f in kept if f["split"] == split], weights, strict=True):
+                image = raw[face["image_id"]]
+                shard, row = writers[split].location[face["face_id"]]
+                measured = quality[face["face_id"]]
+                rows.append({
+                    "face_id": face["face_id"], "image_id": face["image_id"], "domain": domain, "split": split,
+                    "shard": shard, "shard_row": row, "tags": tags[face["face_id"]], "weight": float(weight),
+                    "source_uri": image["source_uri"], "member": image["member"], "raw_path": image["path"],
+                    "box": face["box"], "crop_sha256": face["crop_sha256"], "phash": f"{measured.phash:016x}",
+                    "sharpness": measured.sharpness, "brightness": measured.brightness,
+                    "source_size": face["source_size"],
+                })  # fmt: skip
+        rows.sort(key=lambda r: r["face_id"])
+        # How the crops were made (detector, options, alignment): training copies it into the model file, so
+        # inference crops a new photo exactly as the training crops were.
+        faces_spec = {k: v for k, v in read_params(faces_dir / "faces.parquet").items()
+                      if k in ("detector", "detector_options", "align", "select")}  # fmt: skip
+        manifest_meta = {**recorded, "vocabulary": list(vocabulary), "split_key": key_kind, "faces": faces_spec,
+                         "dataset": settings.model_dump(mode="json")}  # fmt: skip
+        manifest = table_from_rows(rows, DATASET_MANIFEST)
+        # Taken column-wise from the tags table: float16 features stay Arrow data (no Python float round trip).
+        taken = tags_table.column("features").take(pa.array([tag_row[r["face_id"]] for r in rows], pa.int64()))
+        manifest = manifest.set_column(manifest.schema.get_field_index("features"), DATASET_MANIFEST.field("features"),
+                                       taken)  # fmt: skip
+        write_table(manifest, staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
+        write_table(table_from_rows(duplicates, DATASET_DUPLICATES), staging / "duplicates.parquet", DATASET_DUPLICATES,
+                    recorded)  # fmt: skip
+        rejects.sort(key=lambda r: r["face_id"])
+        write_table(table_from_rows(rejects, DATASET_REJECTS), staging / "rejects.parquet", DATASET_REJECTS, recorded)
 
     metrics = _statistics(rows, rejects, duplicates, len(faces), vocabulary)
     write_json_atomic(Layout(root).metrics("dataset", domain), metrics)

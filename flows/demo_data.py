@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.atomic import partial_dir, publish_dir
+from core.atomic import staged_dir
 from core.params import DemoDataParams, LoadedParams
 
 log = logging.getLogger("flows.demo_data")
@@ -193,26 +193,20 @@ def _write_folder(folder: Path, members: Iterator[tuple[str, bytes]], readme: st
 def write_demo_data(params: DemoDataParams, root: Path) -> dict[str, int]:
     """Build the demo inputs in a staging folder and publish them in one rename."""
     final = root / params.out
-    staging = partial_dir(final)
-    if staging.exists():
-        import shutil
-
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    counts = {
-        "human": _write_zip(staging / "human.zip", _human_members(params.include_bad_files)),
-        "anime": _write_folder(
-            staging / "anime",
-            _anime_faces(params),
-            "SYNTHETIC anime faces drawn by flows/demo_data.py (not real character art).\n",
-        ),
-        "cat": _write_folder(
-            staging / "cat",
-            _cat_photos(params),
-            "chelsea.png is scikit-image's sample photograph; chelsea_crop_* are crops of it.\n",
-        ),
-    }
-    publish_dir(staging, final)
+    with staged_dir(final) as staging:
+        counts = {
+            "human": _write_zip(staging / "human.zip", _human_members(params.include_bad_files)),
+            "anime": _write_folder(
+                staging / "anime",
+                _anime_faces(params),
+                "SYNTHETIC anime faces drawn by flows/demo_data.py (not real character art).\n",
+            ),
+            "cat": _write_folder(
+                staging / "cat",
+                _cat_photos(params),
+                "chelsea.png is scikit-image's sample photograph; chelsea_crop_* are crops of it.\n",
+            ),
+        }
     log.info("demo_data: wrote %s to %s", ", ".join(f"{k} {v}" for k, v in counts.items()), params.out)
     return counts
 

@@ -24,7 +24,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.atomic import staged_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded, run_on, worker_pool
 from core.layout import Layout
@@ -69,43 +69,37 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     refs = [ImageRef(i, p) for i, p in sorted(zip(manifest["id"].to_pylist(), manifest["path"].to_pylist(),
                                                   strict=True))]  # fmt: skip
     out = Layout(loaded.root).faces(domain)
-    staging = partial_dir(out)
-    if staging.exists():
-        import shutil
+    with staged_dir(out) as staging:
+        started = time.perf_counter()
+        log.info("faces@%s: %d images, detector %s, %s alignment to %d px", domain, len(refs), job.detector,
+                 job.align["method"], job.align["size"])  # fmt: skip
 
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    started = time.perf_counter()
-    log.info("faces@%s: %d images, detector %s, %s alignment to %d px", domain, len(refs), job.detector,
-             job.align["method"], job.align["size"])  # fmt: skip
+        writer = ShardWriter(staging, settings.shard_max_bytes)
+        faces: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
+        sheet: list[tuple[str, bytes]] = []
+        detected = with_face = 0
+        executor = settings.executor
+        task_fn = faces_chunk.with_options(retries=executor.task_retries)
+        with worker_pool(executor) as pool, tqdm(total=len(refs), desc=f"faces@{domain}", unit="img",
+                                                  disable=None) as bar:  # fmt: skip
+            chunks = chunked(refs, executor.chunk_size)  # fixed, ordered chunks: same output for any worker count
+            for results in map_bounded(lambda c: task_fn.submit(c, job, pool), chunks, window=2 * executor.workers):
+                for result in results:
+                    detected += result.detected
+                    with_face += bool(result.faces)
+                    rejects.extend(result.rejects)
+                    for row, data in zip(result.faces, result.crops, strict=True):
+                        row["shard"], row["shard_row"] = writer.add(row["face_id"], data)
+                        faces.append(row)
+                        sheet.append((row["crop_sha256"], data))
+                        sheet = sorted(sheet)[: settings.contact_sheet]  # a fixed pseudo-random sample
+                bar.update(len(results))
+        writer.flush()
 
-    writer = ShardWriter(staging, settings.shard_max_bytes)
-    faces: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    sheet: list[tuple[str, bytes]] = []
-    detected = with_face = 0
-    executor = settings.executor
-    task_fn = faces_chunk.with_options(retries=executor.task_retries)
-    with worker_pool(executor) as pool, tqdm(total=len(refs), desc=f"faces@{domain}", unit="img",
-                                              disable=None) as bar:  # fmt: skip
-        chunks = chunked(refs, executor.chunk_size)  # fixed, ordered chunks: same output for any worker count
-        for results in map_bounded(lambda c: task_fn.submit(c, job, pool), chunks, window=2 * executor.workers):
-            for result in results:
-                detected += result.detected
-                with_face += bool(result.faces)
-                rejects.extend(result.rejects)
-                for row, data in zip(result.faces, result.crops, strict=True):
-                    row["shard"], row["shard_row"] = writer.add(row["face_id"], data)
-                    faces.append(row)
-                    sheet.append((row["crop_sha256"], data))
-                    sheet = sorted(sheet)[: settings.contact_sheet]  # a fixed pseudo-random sample
-            bar.update(len(results))
-    writer.flush()
-
-    recorded = {"domain": domain, **{k: v for k, v in job.__dict__.items() if k not in ("raw_dir", "domain")}}
-    write_table(table_from_rows(faces, FACES), staging / "faces.parquet", FACES, recorded)
-    write_table(table_from_rows(rejects, FACE_REJECTS), staging / "rejects.parquet", FACE_REJECTS, recorded)
-    publish_dir(staging, out)
+        recorded = {"domain": domain, **{k: v for k, v in job.__dict__.items() if k not in ("raw_dir", "domain")}}
+        write_table(table_from_rows(faces, FACES), staging / "faces.parquet", FACES, recorded)
+        write_table(table_from_rows(rejects, FACE_REJECTS), staging / "rejects.parquet", FACE_REJECTS, recorded)
 
     errors = [row["eye_error"] for row in faces if row["eye_error"] is not None]
     counts: dict[str, int] = {}

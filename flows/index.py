@@ -17,7 +17,6 @@ would add seconds to a stage that takes seconds on the demo.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.atomic import staged_dir, write_json_atomic
 from core.devices import inference_batch_size, resolve_device
 from core.errors import MissingFile
 from core.layout import Layout
@@ -91,73 +90,69 @@ def build_neighbor_index(
                 f"(run dvc repro dataset@{domain})"
             )
 
-    staging = partial_dir(out)
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    ids: list[dict[str, Any]] = []
-    built: dict[str, dict[str, Any]] = {}
-    samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # domain -> (embeddings, crops) for agreement
-    seconds = {"embed": 0.0, "build": 0.0, "recall": 0.0}
-    rng = np.random.default_rng(settings.seed)
-    for domain, folder in folders.items():
-        present = _splits_present(folder)
-        wanted = [split for split in settings.splits if split in present]
-        skipped = [split for split in settings.splits if split not in present]
-        if skipped:
-            log.info("index %s: no %s rows in %s", domain, " or ".join(skipped), folder / MANIFEST)
-        if not wanted:
-            raise ParamsError(
-                f"index.splits: {folder / MANIFEST} has no rows of {', '.join(settings.splits)} "
-                f"(it has {', '.join(present) or 'none'})"
-            )
-        tick = time.perf_counter()
-        parts, vectors_of = [], []
-        for split in wanted:
-            part = DomainSplit(folder, split, name=domain)
-            parts.append(part)
-            vectors_of.append(embed_split(model, part, domain, batch_size=batch_size))
-        vectors = np.concatenate(vectors_of) if len(vectors_of) > 1 else vectors_of[0]
-        seconds["embed"] += time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        kind = choose_kind(settings.kind, len(vectors), settings.ivf_from_rows)
-        index, summary = build_index(vectors, kind, nlist=settings.nlist, nprobe=settings.nprobe,
-                                     train_per_list=settings.train_per_list, seed=settings.seed)  # fmt: skip
-        write_index(index, staging / index_file(domain))
-        seconds["build"] += time.perf_counter() - tick
-        summary.update(file=index_file(domain), splits={p.split: len(p) for p in parts})
-        if kind == "ivf":
+    with staged_dir(out) as staging:
+        ids: list[dict[str, Any]] = []
+        built: dict[str, dict[str, Any]] = {}
+        samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # domain -> (embeddings, crops) for agreement
+        seconds = {"embed": 0.0, "build": 0.0, "recall": 0.0}
+        rng = np.random.default_rng(settings.seed)
+        for domain, folder in folders.items():
+            present = _splits_present(folder)
+            wanted = [split for split in settings.splits if split in present]
+            skipped = [split for split in settings.splits if split not in present]
+            if skipped:
+                log.info("index %s: no %s rows in %s", domain, " or ".join(skipped), folder / MANIFEST)
+            if not wanted:
+                raise ParamsError(
+                    f"index.splits: {folder / MANIFEST} has no rows of {', '.join(settings.splits)} "
+                    f"(it has {', '.join(present) or 'none'})"
+                )
             tick = time.perf_counter()
-            recall = recall_at_k(index, vectors, settings.recall_k, settings.recall_queries, settings.seed)
-            summary[f"recall_at_{settings.recall_k}"] = None if recall is None else round(recall, 4)
-            seconds["recall"] += time.perf_counter() - tick
-        built[domain] = summary
-        position = 0
-        for part in parts:
-            places = [part.groups[g] for g in part.group.tolist()]
-            shards = [group.shard.name for group in places]
-            shard_rows = [group.first_row + o for group, o in zip(places, part.offset.tolist(), strict=True)]
-            ids += ids_rows(domain, part.face_ids, [part.split] * len(part), shards, shard_rows, start=position)
-            position += len(part)
-        samples[domain] = _agreement_sample(vectors, ids, domain, datasets, settings.agreement_samples, rng)
-        log.info("index %s: %d crops (%s) -> %s", domain, len(vectors), summary["splits"], summary)
-        del index, vectors, vectors_of
+            parts, vectors_of = [], []
+            for split in wanted:
+                part = DomainSplit(folder, split, name=domain)
+                parts.append(part)
+                vectors_of.append(embed_split(model, part, domain, batch_size=batch_size))
+            vectors = np.concatenate(vectors_of) if len(vectors_of) > 1 else vectors_of[0]
+            seconds["embed"] += time.perf_counter() - tick
 
-    meta = {  # paths relative to the index folder: the same files wherever the project is checked out
-        "model": {"path": relative_to(model_path, out), "encoder_sha256": digest, "step": info.step,
-                  "resolution": info.config.resolution, "domains": list(info.config.domains)},
-        "dim": latent_dim(model),
-        "metric": "inner product of unit vectors (cosine similarity)",
-        "datasets": relative_to(datasets, out),
-        "domains": built,
-        "index": settings.model_dump(mode="json"),
-    }  # fmt: skip
-    write_table(table_from_rows(ids, INDEX_IDS), staging / IDS, INDEX_IDS, meta)
-    tick = time.perf_counter()
-    agreement = _cross_domain_agreement(model, staging, built, samples, settings.recall_k)
-    seconds["agreement"] = time.perf_counter() - tick
-    publish_dir(staging, out)
+            tick = time.perf_counter()
+            kind = choose_kind(settings.kind, len(vectors), settings.ivf_from_rows)
+            index, summary = build_index(vectors, kind, nlist=settings.nlist, nprobe=settings.nprobe,
+                                         train_per_list=settings.train_per_list, seed=settings.seed)  # fmt: skip
+            write_index(index, staging / index_file(domain))
+            seconds["build"] += time.perf_counter() - tick
+            summary.update(file=index_file(domain), splits={p.split: len(p) for p in parts})
+            if kind == "ivf":
+                tick = time.perf_counter()
+                recall = recall_at_k(index, vectors, settings.recall_k, settings.recall_queries, settings.seed)
+                summary[f"recall_at_{settings.recall_k}"] = None if recall is None else round(recall, 4)
+                seconds["recall"] += time.perf_counter() - tick
+            built[domain] = summary
+            position = 0
+            for part in parts:
+                places = [part.groups[g] for g in part.group.tolist()]
+                shards = [group.shard.name for group in places]
+                shard_rows = [group.first_row + o for group, o in zip(places, part.offset.tolist(), strict=True)]
+                ids += ids_rows(domain, part.face_ids, [part.split] * len(part), shards, shard_rows, start=position)
+                position += len(part)
+            samples[domain] = _agreement_sample(vectors, ids, domain, datasets, settings.agreement_samples, rng)
+            log.info("index %s: %d crops (%s) -> %s", domain, len(vectors), summary["splits"], summary)
+            del index, vectors, vectors_of
+
+        meta = {  # paths relative to the index folder: the same files wherever the project is checked out
+            "model": {"path": relative_to(model_path, out), "encoder_sha256": digest, "step": info.step,
+                      "resolution": info.config.resolution, "domains": list(info.config.domains)},
+            "dim": latent_dim(model),
+            "metric": "inner product of unit vectors (cosine similarity)",
+            "datasets": relative_to(datasets, out),
+            "domains": built,
+            "index": settings.model_dump(mode="json"),
+        }  # fmt: skip
+        write_table(table_from_rows(ids, INDEX_IDS), staging / IDS, INDEX_IDS, meta)
+        tick = time.perf_counter()
+        agreement = _cross_domain_agreement(model, staging, built, samples, settings.recall_k)
+        seconds["agreement"] = time.perf_counter() - tick
     seconds["total"] = time.perf_counter() - started
     metrics = {
         "model": {"step": info.step, "encoder_sha256": digest},

@@ -20,7 +20,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.atomic import staged_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import (
     balanced_chunks,
@@ -75,63 +75,67 @@ def ingest_flow(params_file: str, domain: str) -> dict[str, Any]:
     source = loaded.domain(domain).source
     source_path = loaded.source_path(domain)
     paths = IngestPaths.for_domain(loaded, domain)
-    staging = partial_dir(paths.out)
-    staging.mkdir(parents=True, exist_ok=True)
-    job = ChunkJob(
-        store=str(staging), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, formats=settings.formats
-    )
-
-    started = time.perf_counter()
-    listing = list_source(source, source_path, settings.max_bytes)
-    executor = settings.executor
-    window = 2 * executor.workers
-    streamed = source.kind == "archive" and archive_kind(source_path) == "tar-stream"
-    in_flight = stream.BytesInFlight(budget=stream.STREAM_BYTES_PER_WORKER * executor.workers)
-    if streamed:  # compressed tar: read front to back while the workers run, its bytes bounded
-        total = None
-    else:  # random access: list up front, for a progress bar and chunks of equal work
-        items = list(listing)
-        total = len(items)
-        chunks = iter(balanced_chunks(items, chunk_size_for(total, executor), weight=lambda item: item.size))
-    log.info(
-        "ingest@%s: reading %s %s (%s items)", domain, source.kind, source.path, "streamed" if total is None else total
-    )
-
-    task_fn = ingest_chunk.with_options(retries=executor.task_retries)
-    records: list[Record] = []
-    with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img", disable=None) as bar:
-
-        def submit(chunk: list[SourceItem]) -> Any:
-            return task_fn.submit(chunk, job, pool)
-
-        if streamed:
-            results = stream.map_streamed(
-                submit,
-                listing,
-                chunk_size=executor.chunk_size,
-                window=window,
-                in_flight=in_flight,
-                chunk_bytes=stream.STREAM_CHUNK_BYTES,
-            )
-        else:
-            results = map_bounded(submit, chunks, window=window)
-        for result in results:
-            records.extend(result)
-            bar.update(len(result))
-    if streamed:
-        log.info(
-            "ingest@%s: at most %.1f MB of member bytes read ahead of the workers (bound %.1f MB plus one member)",
-            domain,
-            in_flight.peak / 1e6,
-            in_flight.budget / 1e6,
+    with staged_dir(paths.out, keep=True) as staging:
+        job = ChunkJob(
+            store=str(staging), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, formats=settings.formats
         )
 
-    result = assemble(domain, source.path.as_posix(), records)
-    pruned = prune_store(staging, result.manifest)
-    recorded = _recorded_params(loaded, domain)
-    write_table(table_from_rows(result.manifest, RAW_MANIFEST), staging / "manifest.parquet", RAW_MANIFEST, recorded)
-    write_table(table_from_rows(result.rejects, RAW_REJECTS), staging / "rejects.parquet", RAW_REJECTS, recorded)
-    publish_dir(staging, paths.out)
+        started = time.perf_counter()
+        listing = list_source(source, source_path, settings.max_bytes)
+        executor = settings.executor
+        window = 2 * executor.workers
+        streamed = source.kind == "archive" and archive_kind(source_path) == "tar-stream"
+        in_flight = stream.BytesInFlight(budget=stream.STREAM_BYTES_PER_WORKER * executor.workers)
+        if streamed:  # compressed tar: read front to back while the workers run, its bytes bounded
+            total = None
+        else:  # random access: list up front, for a progress bar and chunks of equal work
+            items = list(listing)
+            total = len(items)
+            chunks = iter(balanced_chunks(items, chunk_size_for(total, executor), weight=lambda item: item.size))
+        log.info(
+            "ingest@%s: reading %s %s (%s items)",
+            domain,
+            source.kind,
+            source.path,
+            "streamed" if total is None else total,
+        )
+
+        task_fn = ingest_chunk.with_options(retries=executor.task_retries)
+        records: list[Record] = []
+        with worker_pool(executor) as pool, tqdm(total=total, desc=f"ingest@{domain}", unit="img", disable=None) as bar:
+
+            def submit(chunk: list[SourceItem]) -> Any:
+                return task_fn.submit(chunk, job, pool)
+
+            if streamed:
+                results = stream.map_streamed(
+                    submit,
+                    listing,
+                    chunk_size=executor.chunk_size,
+                    window=window,
+                    in_flight=in_flight,
+                    chunk_bytes=stream.STREAM_CHUNK_BYTES,
+                )
+            else:
+                results = map_bounded(submit, chunks, window=window)
+            for result in results:
+                records.extend(result)
+                bar.update(len(result))
+        if streamed:
+            log.info(
+                "ingest@%s: at most %.1f MB of member bytes read ahead of the workers (bound %.1f MB plus one member)",
+                domain,
+                in_flight.peak / 1e6,
+                in_flight.budget / 1e6,
+            )
+
+        result = assemble(domain, source.path.as_posix(), records)
+        pruned = prune_store(staging, result.manifest)
+        recorded = _recorded_params(loaded, domain)
+        write_table(
+            table_from_rows(result.manifest, RAW_MANIFEST), staging / "manifest.parquet", RAW_MANIFEST, recorded
+        )
+        write_table(table_from_rows(result.rejects, RAW_REJECTS), staging / "rejects.parquet", RAW_REJECTS, recorded)
     metrics = result.metrics()
     write_json_atomic(paths.metrics, metrics)
 
