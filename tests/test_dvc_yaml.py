@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tools.import_graph import FLOORS as FLOORS_TOP_DOWN
+from tools.import_graph import PACKAGES
 
-PACKAGES = ("twingan", "flows", "inference", "evaluation", "training", "scraping", "preprocessing", "core")
-# Floors, top to bottom: a module may import its own floor and any floor below it, never one above.
-FLOORS = {"twingan": 5, "flows": 4, "inference": 3, "evaluation": 3, "training": 2, "scraping": 2,
-          "preprocessing": 1, "core": 0}  # fmt: skip
+# A module may import its own package and any floor below it, never one above (docs/architecture.md).
+FLOORS = {package: len(FLOORS_TOP_DOWN) - number for number, floor in enumerate(FLOORS_TOP_DOWN) for package in floor}
 # Code that runs a stage but cannot change what it writes: how work is spread over threads and processes,
 # the environment, the Prefect API server, the base classes of errors.
 CANNOT_CHANGE_OUTPUTS = {"core/executor.py", "core/environment.py", "core/api_server.py", "core/processes.py",
