@@ -20,9 +20,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 def inference_batch_size(requested: int | None, device: torch.device, *, cuda: int, cpu: int) -> int:
     """`requested`, or the use's default for the device when None. A GPU wants large batches; on a CPU the
-    64-256 px layers are memory-bound (a batch of 64 at 128 px holds about 270 MB per activation, far
-    outside the caches), so small batches are faster per image: the encoder embeds 1.9x faster at batch 1
-    than at 64, the translator runs fastest at 4 (benchmarks/embed.py, benchmarks/translate.py)."""
+    64-256 px layers are memory-bound (one activation of a large batch lies far outside the caches), so
+    small batches are faster per image (measured by benchmarks/embed.py and benchmarks/translate.py)."""
     if requested is not None:
         if requested < 1:
             raise UsageError(f"batch size must be at least 1, got {requested}")

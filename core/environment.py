@@ -20,8 +20,8 @@ QUIET_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_LOGGING_LEVEL": "WARNING",  # stages log what they read and wrote themselves
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-    # The temporary API server of a flow run starts in about 6 s, but took over Prefect's default 20 s on a
-    # loaded 2-core machine (a CI run beside other jobs): a slow start should not fail a stage.
+    # The API server of a stage can take longer than Prefect's default 20 s to start on a loaded machine (a
+    # CI run beside other jobs): a slow start should not fail a stage.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "DVC_NO_ANALYTICS": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
@@ -51,8 +51,8 @@ def stage_flow_settings() -> Iterator[None]:
 
     Prefect's flow heartbeat (on by default) lets a server notice crashed runs of deployed flows; for a
     flow that lives and dies with its own process it only costs time: the engine waits for the
-    heartbeat thread, which sleeps in 1 s steps, so every flow ended on a whole second (about 0.5 s
-    lost per stage on average). `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set by the user still wins.
+    heartbeat thread, which sleeps in whole-second steps, so every flow ended on a whole second.
+    `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set by the user still wins.
     """
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 

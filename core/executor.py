@@ -58,11 +58,10 @@ def balanced_chunks(items: Sequence[T], size: int, weight: Callable[[T], int]) -
 def chunk_size_for(total: int | None, params: ExecutorParams) -> int:
     """About two chunks per worker, at most `chunk_size` items each.
 
-    Each chunk is a Prefect task run, and on a 2-core machine a task run costs about 15 ms of CPU (the
-    client's and the API server's) that the workers then miss: 8 chunks of 106 photos took 0.48 s, 4
-    took 0.38 s. Chunks are balanced by bytes (`balanced_chunks`), so two per worker are enough to
-    keep both busy, and one slow item cannot hold up a worker's whole share. The output does not
-    depend on it.
+    Each chunk is a Prefect task run, which costs CPU (the client's and the API server's) that the
+    workers then miss, so fewer chunks are faster (benchmarks/README.md, ingest). Chunks are balanced by
+    bytes (`balanced_chunks`), so two per worker are enough to keep both busy, and one slow item cannot
+    hold up a worker's whole share. The output does not depend on it.
     """
     if total is None:
         return params.chunk_size
@@ -80,7 +79,7 @@ def make_task_runner(params: ExecutorParams) -> Any:
         if "PREFECT_API_URL" not in os.environ:
             log.warning(
                 "dask: no PREFECT_API_URL, so each Dask worker process starts its own temporary Prefect "
-                "server (10-25 s each); run `prefect server start` and export PREFECT_API_URL to avoid it"
+                "server; run `prefect server start` and export PREFECT_API_URL to avoid it"
             )
         return DaskTaskRunner(cluster_kwargs={"n_workers": params.workers, "threads_per_worker": 1, "processes": True})
     from prefect.task_runners import ThreadPoolTaskRunner

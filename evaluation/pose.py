@@ -11,12 +11,10 @@ photo and its translation can be compared:
   so a tilted head does not read as a turned one.
   * photo (dlib 68-point, iBUG 300-W numbering): (2 n - l - r) / (r - l), with n the nose tip's x (point
     30), l and r the mean x of the face contour's sides (points 0-3 and 13-16). 0 is frontal, +-1 puts the
-    nose on a contour; profiles go beyond (the hidden contour is guessed). On the AFLW2000-3D photos of
-    ../shared/data/real (index.csv gives their annotated yaw), dlib's HOG detector finds 16 of 22 (not the
-    strong profiles); the proxy has the opposite sign of the annotated yaw on every one (AFLW's yaw is
-    positive when the face turns to the image's left), correlation -0.97, about -42 degrees per unit up to
-    40 degrees; on the faces stage's eye-aligned 128 px crops of the same photos it gives the same values
-    (correlation 0.99 with the photo's). tests/test_evaluate.py checks this.
+    nose on a contour; profiles go beyond (the hidden contour is guessed). It has the opposite sign of
+    AFLW2000-3D's annotated yaw (positive when the face turns to the image's left) and is close to linear
+    in it up to about 40 degrees, on the photos and on the faces stage's eye-aligned crops of them;
+    tests/test_evaluate.py checks this on annotated real photos where they are present.
   * drawing (AnimeFace): the mouth's offset from the eye midpoint, in eye distances (the centre of
     AnimeFace's mouth box). AnimeFace gives no face contour; a drawn face turned to one side draws its
     mouth and nose towards that side. There are no annotated drawings here to calibrate it against.

@@ -209,9 +209,7 @@ def available_cpus() -> int:
 def default_workers(photos: int, cpus: int | None = None) -> int:
     """Workers worth starting for `photos` photos: none for a handful (a worker takes about half a second to
     start) or on one core; else one per core, up to 4. Detection is about two thirds of the work, so it
-    gets the cores and the model the rest (model_threads): on 2 cores, 106 photos at batch 4 ran 1.32x
-    faster with 2 workers and 1 model thread than without workers, 1.13x with 1 worker
-    (benchmarks/translate.py)."""
+    gets the cores and the model the rest (model_threads; measured by benchmarks/translate.py)."""
     cpus = available_cpus() if cpus is None else cpus
     if photos < 8 or cpus < 2:
         return 0
@@ -221,7 +219,7 @@ def default_workers(photos: int, cpus: int | None = None) -> int:
 def model_threads(workers: int, cpus: int | None = None) -> int:
     """Threads for the model while `workers` processes detect: the cores they leave, at least one. Every
     operator call waits for all its threads, so a thread that shares a core with a detector stalls each
-    call (measured: the model took 21 s instead of 8 beside one worker on 2 cores at 2 threads)."""
+    call (benchmarks/README.md, translate)."""
     cpus = available_cpus() if cpus is None else cpus
     return max(1, cpus - workers)
 

@@ -11,8 +11,8 @@ match what training read.
 Faces of many photos share one batch (a group photo and the next portraits fill it), which is what
 keeps a GPU busy; on a CPU the 128 px layers are memory-bound and a batch of 4 is fastest
 (core/devices.py). Detection is most of the work on a CPU, so photos' faces are found in worker
-processes while this one runs the model (inference/photo_faces.py): on 2 cores, 106 real photos ran 1.40x
-faster than a per-face loop (benchmarks/translate.py). The networks use instance normalisation, so a
+processes while this one runs the model (inference/photo_faces.py; benchmarks/translate.py measures it
+against a per-face loop). The networks use instance normalisation, so a
 face's translation does not depend on its batch mates (to float32 rounding). A photo that cannot be
 read, or in which the detector finds no face, is reported in its result and skipped: one bad file never
 stops a run.

@@ -5,7 +5,7 @@ largest first. Adding a detector for a new domain is one class decorated with `@
 keyword arguments (all with defaults) are the options `make_detector` accepts, and its `version` string
 goes into the faces table, so it names the library, the model and every option that changes the output.
 
-Three traps of this stack are handled here (../shared/research/env.md):
+Three traps of this stack are handled here:
 - `face_recognition_models` imports `pkg_resources` (gone from new setuptools): `model_dir` locates its
   files without importing it.
 - AnimeFace silently finds nothing on Pillow >= 12: the detector refuses to start there instead.
@@ -264,8 +264,8 @@ class _DlibDetector:
         self.upsample = _integer("upsample", upsample, 0)
         # Detect on a copy whose longest side is at most max_side (0: never): faces in a 4000 px portrait
         # are far above the detector's minimum size, and HOG time grows with the pixels. Landmarks are
-        # still found at full resolution. On ../shared/data/real/human, 800 px kept 92% of images with a
-        # face and cut detection from 40 s to 14 s; small faces in huge group photos are what it can lose.
+        # still found at full resolution. Small faces in huge group photos are what it can lose
+        # (benchmarks/README.md, faces).
         self.max_side = _integer("max_side", max_side, 0)
         points = str(predictor) if not isinstance(predictor, bool) else ""
         if points not in PREDICTOR_FILES:
@@ -322,7 +322,7 @@ class _DlibDetector:
 
 @register("dlib_hog")
 class DlibHogDetector(_DlibDetector):
-    """dlib's HOG + linear SVM frontal detector: about 0.1 s for a 512 px photo on one core, the CPU default.
+    """dlib's HOG + linear SVM frontal detector: the CPU default (benchmarks/faces.py measures it).
 
     Score: the SVM detection score (roughly 0 to 3; higher is surer). Mostly frontal faces, at least about
     80 px at the original scale (40 px with upsample 1).
@@ -340,8 +340,8 @@ class DlibHogDetector(_DlibDetector):
 
 @register("dlib_cnn")
 class DlibCnnDetector(_DlibDetector):
-    """dlib's MMOD CNN detector: finds turned and small faces HOG misses, but about 1.5-2 s per 512 px image
-    on a CPU core (use it with a GPU build of dlib, or for small sets). Score: the CNN confidence."""
+    """dlib's MMOD CNN detector: finds turned and small faces HOG misses, but an order of magnitude slower
+    on a CPU (use it with a GPU build of dlib, or for small sets). Score: the CNN confidence."""
 
     kind = "cnn"
 
@@ -382,7 +382,7 @@ class AnimeFaceDetector:
 
         if int(PIL.__version__.split(".")[0]) >= 12:
             # Its C extension reads Pillow's internal image struct, changed in Pillow 12: every detect()
-            # then returns [] in 0.2 ms (env.md, trap 1). Refuse rather than report "no face" for all.
+            # then returns [] at once, for every image. Refuse rather than report "no face" for all.
             raise RuntimeError(
                 f"animeface finds no face on Pillow {PIL.__version__} (>= 12 changed the internals it reads); "
                 'install Pillow 10.4-11.x: pip install "pillow<12"'
@@ -468,7 +468,7 @@ class OpenCvCatDetector:
     Boxes only, no landmarks; the box often covers just the muzzle, so crop with a margin. Score: the
     cascade's level weight (detectMultiScale3), 1.0 where that is unavailable. `equalize` (histogram
     equalisation before detection) defaults to off: on this stack it lost the face in scikit-image's
-    Chelsea photo and lowered the real cat set from 57% to 50% of images with a face.
+    Chelsea photo and found fewer cat faces in real photos.
     """
 
     name: str

@@ -240,7 +240,7 @@ class Illust2VecTagger:
             tag_model=paths["tag_model"], feature_model=paths["feature_model"], tag_list=Path(options["tag_list"]),
             mean=paths["mean"], device=self.device,
         ).to(memory_format=torch.channels_last)  # fmt: skip
-        # channels-last is oneDNN's (and cuDNN's) preferred layout: 1.2-1.35x over batching alone on a CPU
+        # channels-last is oneDNN's (and cuDNN's) preferred layout (benchmarks/tags.py measures the gain)
         self.version = f"1+{self.model.version}"
         self.vocabulary, self.thresholds, self.batch_size = vocabulary, thresholds, batch_size
         known = {tag: index for index, tag in enumerate(self.model.tags)}
