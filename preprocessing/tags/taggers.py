@@ -228,9 +228,9 @@ class Illust2VecTagger:
         paths = {
             key: Path(options[key]) if options.get(key) else None for key in ("tag_model", "feature_model", "mean")
         }
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        from core.devices import resolve_device
+
+        self.device = resolve_device(device)
         if self.device.type == "cuda":
             # TF32 convolutions move probabilities by up to 7e-4 from the CPU's (measured on an H100):
             # tags should not depend on the machine that computed them. This stage's process only.
