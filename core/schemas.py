@@ -232,7 +232,7 @@ INDEX_IDS = declare(
 #: page could not be fetched or decoded, after the retries: nothing of it was read; why is in `page_failure`).
 PAGE_STATUSES = ("ok", "no_characters", "missing", "not_a_game", "gated", "failed")
 
-#: Pages the crawl did not read: a later record of the same game that did read it wins (flows/scrape.py).
+#: Pages the crawl did not read: a later record of the same game that did read it wins (scraping/tables.py).
 UNREAD_STATUSES = ("gated", "failed")
 
 # Version 2 added page_failure.

@@ -15,12 +15,13 @@ read, and what it did not, with why; errors are not cached, so the next run fetc
 domain reads the crawl with `source: {kind: folder, path: data/scrape/<crawl>/images}`; ids are SHA-256s,
 so each image joins back to its page.
 
-The crawl itself is Scrapy's job (concurrency, politeness, retries); this module runs it and builds the
-tables. State kept between runs in `data/scrape-cache/<crawl>/` (a persistent DVC output): `http/`, the
-HTTP cache, so a re-run over crawled months reads nothing from the site and yields the same bytes; and
-`job/`, Scrapy's JOBDIR while a crawl is stopped halfway (Ctrl-C, SIGTERM, `close_after_pages`): the
-next run continues it. After a hard kill the JOBDIR may have lost requests in flight, so it is dropped
-and the crawl starts over from the HTTP cache; items already collected are kept and deduplicated.
+The crawl itself is Scrapy's job (concurrency, politeness, retries); this module runs it and writes the
+tables, which scraping/tables.py builds from the items the crawl logged. State kept between runs in
+`data/scrape-cache/<crawl>/` (a persistent DVC output): `http/`, the HTTP cache, so a re-run over crawled
+months reads nothing from the site and yields the same bytes; and `job/`, Scrapy's JOBDIR while a crawl
+is stopped halfway (Ctrl-C, SIGTERM, `close_after_pages`): the next run continues it. After a hard kill
+the JOBDIR may have lost requests in flight, so it is dropped and the crawl starts over from the HTTP
+cache; items already collected are kept and deduplicated.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,19 @@ from typing import Any
 from core.atomic import partial_dir, publish_dir, write_json_atomic
 from core.params import CrawlParams, LoadedParams
 from core.parquet import table_from_rows, write_table
-from core.schemas import CRAWL_PAGES, PAGE_STATUSES, RAW_MANIFEST, RAW_REJECTS, UNREAD_STATUSES
+from core.schemas import CRAWL_PAGES, RAW_MANIFEST, RAW_REJECTS
 from preprocessing.ingest.outputs import prune_store
-from preprocessing.ingest.reasons import Reason
+from scraping.tables import (
+    check_page_statuses,
+    crawl_metrics,
+    failed_images,
+    image_statuses,
+    manifest_rows,
+    page_rows,
+    read_items,
+    reject_rows,
+    stored_images,
+)
 
 log = logging.getLogger("twingan.scrape")
 
@@ -85,15 +95,18 @@ def run_crawl(crawl: CrawlParams, paths: CrawlPaths) -> dict[str, Any]:
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
 
-    from scraping.settings import crawl_settings
+    from scraping.settings import crawl_settings, use_bundled_public_suffixes
     from scraping.spiders.getchu import GetchuSpider
 
+    # The cookie middleware would otherwise download the public suffix list from publicsuffix.org, a host the
+    # crawl never named (and a stall without network): the one change to Scrapy, made here rather than on import.
+    use_bundled_public_suffixes()
     # Our logging (twingan/cli.py) stays in charge: Scrapy's own root handler would print everything twice.
     process = CrawlerProcess(
         crawl_settings(crawl, staging=paths.staging, cache=paths.cache, jobdir=paths.jobdir), install_root_handler=False
     )
-    # Scrapy lowers the root logger to NOTSET; without this its per-request DEBUG lines (a third of the
-    # crawl's CPU time on the benchmark) would go through our handler.
+    # Scrapy lowers the root logger to NOTSET; without this its per-request DEBUG lines would go through our
+    # handler, which costs much of the crawl's CPU time (see the `scrape.py` section of benchmarks/README.md).
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("scrapy").setLevel(logging.WARNING)
     for name in ("scrapy.extensions.logstats", "scrapy.core.engine"):
@@ -111,180 +124,16 @@ def run_crawl(crawl: CrawlParams, paths: CrawlPaths) -> dict[str, Any]:
     return closed
 
 
-@dataclass
-class CrawlItems:
-    """What a crawl logged: pages by game, characters by (game, image URL), listing pages by URL."""
-
-    pages: dict[int, dict[str, Any]]
-    characters: dict[tuple[int, str], dict[str, Any]]
-    listings: dict[str, dict[str, Any]]
-
-    @property
-    def gated_months(self) -> set[str]:
-        """Months with a listing page the age gate kept (and no later record that read it)."""
-        return {listing["month"] for listing in self.listings.values() if listing["status"] == "gated"}
-
-    @property
-    def failed_listings(self) -> list[dict[str, Any]]:
-        """Listing pages that could not be fetched or decoded (and no later record that read them), by URL."""
-        return [self.listings[url] for url in sorted(self.listings) if self.listings[url]["status"] == "failed"]
-
-
-def _keep(known: dict[str, Any] | None, item: dict[str, Any]) -> bool:
-    """Whether `item` replaces the record `known` of the same page: the first wins, except that a record that did not
-    read the page (gated, failed) gives way to a later one that did (a resumed or restarted crawl got through)."""
-    return known is None or (known["status"] in UNREAD_STATUSES and item["status"] not in UNREAD_STATUSES)
-
-
-def _read_items(path: Path) -> CrawlItems:
-    """The logged items; a resumed or restarted crawl may have logged some twice (see `_keep`)."""
-    items = CrawlItems({}, {}, {})
-    if not path.exists():
-        return items
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:  # the last line of a hard-killed run may be cut
-                log.warning("scrape: %s line %d is not JSON (a cut write); skipped", path.name, number)
-                continue
-            if item.get("kind") == "page":
-                if _keep(items.pages.get(item["game_id"]), item):
-                    items.pages[item["game_id"]] = item
-            elif item.get("kind") == "character":
-                items.characters.setdefault((item["game_id"], item["image_url"]), item)
-            elif item.get("kind") == "listing" and _keep(items.listings.get(item["url"]), item):
-                items.listings[item["url"]] = item
-    return items
-
-
 def build_tables(crawl: CrawlParams, items_file: Path) -> dict[str, Any]:
     """Manifest, rejects, pages and metrics from the logged items: sorted, so the bytes are reproducible."""
-    items = _read_items(items_file)
-    pages, characters = items.pages, items.characters
-    unknown = sorted({page["status"] for page in pages.values()} - set(PAGE_STATUSES))
-    if unknown:
-        raise ValueError(f"crawl_pages: page status {unknown} is not one of {PAGE_STATUSES} (core/schemas.py)")
-    stored: dict[str, list[dict[str, Any]]] = {}
-    rejects: list[dict[str, Any]] = []
-    failures: Counter[str] = Counter()
-    for item in characters.values():
-        image = item.get("image") or {"status": "failed", "reason": "not_downloaded"}
-        if image.get("status") == "stored":
-            stored.setdefault(image["sha256"], []).append(item)
-        else:
-            failures[image.get("reason", "download_error")] += 1
-            rejects.append(
-                {
-                    "source_uri": item["page_url"],
-                    "member": item["image_url"],
-                    "reason": image.get("reason", "download_error"),
-                    "detail": image.get("detail", ""),
-                    "byte_size": None,
-                    "sha256": None,
-                    "duplicate_of": None,
-                }
-            )
-    manifest, image_status = [], {}
-    for sha in sorted(stored):
-        first, *others = sorted(stored[sha], key=lambda i: (i["page_url"], i["image_url"]))
-        image = first["image"]
-        manifest.append(
-            {
-                "id": sha,
-                "domain": crawl.domain,
-                "source_uri": first["page_url"],
-                "member": first["image_url"],
-                "path": image["path"],
-                "format": image["format"],
-                "mode": image["mode"],
-                "width": image["width"],
-                "height": image["height"],
-                "exif_orientation": image.get("exif_orientation", 1),
-                "byte_size": image["byte_size"],
-                "duplicates": len(others),
-            }
-        )
-        image_status[(first["game_id"], first["image_url"])] = "stored"
-        for other in others:
-            image_status[(other["game_id"], other["image_url"])] = "duplicate"
-            rejects.append(
-                {
-                    "source_uri": other["page_url"],
-                    "member": other["image_url"],
-                    "reason": Reason.DUPLICATE.value,
-                    "detail": f"same bytes as {first['image_url']}",
-                    "byte_size": image["byte_size"],
-                    "sha256": sha,
-                    "duplicate_of": sha,
-                }
-            )
-    rejects.sort(key=lambda row: (row["member"], row["source_uri"], row["reason"]))
-
-    rows = []
-    for game_id, page in sorted(pages.items()):
-        own = sorted(
-            (c for (g, _), c in characters.items() if g == game_id),
-            key=lambda c: (c.get("character_index") or 0, c["image_url"]),
-        )
-        base = {
-            "game_id": game_id,
-            "page_url": page["page_url"],
-            "page_status": page["status"],
-            "page_failure": (page.get("failure") or "unknown") if page["status"] == "failed" else None,
-            "title": page.get("title"),
-            "brand": page.get("brand"),
-            "release_date": page.get("release_date"),
-            "release_text": page.get("release_text"),
-            "genre_tab": page.get("genre_tab"),
-        }
-        empty = dict.fromkeys(
-            (
-                "character_index",
-                "character_name",
-                "cv",
-                "image_url",
-                "fullbody_url",
-                "standard_name",
-                "image_status",
-                "image_id",
-            )
-        )
-        if not own:
-            rows.append({**base, **empty})
-        for c in own:
-            image = c.get("image") or {}
-            status = image_status.get((game_id, c["image_url"])) or image.get("reason", "not_downloaded")
-            rows.append(
-                {
-                    **base,
-                    "character_index": c.get("character_index"),
-                    "character_name": c.get("character_name"),
-                    "cv": c.get("cv"),
-                    "image_url": c["image_url"],
-                    "fullbody_url": c.get("fullbody_url"),
-                    "standard_name": c.get("standard_name"),
-                    "image_status": status,
-                    "image_id": image.get("sha256") if image.get("status") == "stored" else None,
-                }
-            )
-    page_counts = Counter(page["status"] for page in pages.values())
-    page_failures = Counter(row["page_failure"] for row in rows if row["page_status"] == "failed")
-    listing_failures = Counter(listing.get("failure") or "unknown" for listing in items.failed_listings)
-    metrics = {
-        "pages": len(pages),
-        "pages_by_status": {k: page_counts.get(k, 0) for k in PAGE_STATUSES},
-        "pages_failed_by_reason": dict(sorted(page_failures.items())),
-        "listings_gated": len(items.gated_months),
-        "listings_failed": len(items.failed_listings),
-        "listings_failed_by_reason": dict(sorted(listing_failures.items())),
-        "portraits": len(characters),
-        "images_stored": len(manifest),
-        "duplicates": sum(row["duplicates"] for row in manifest),
-        "image_errors": dict(sorted(failures.items())),
-        "bytes_stored": sum(row["byte_size"] for row in manifest),
-    }
-    return {"manifest": manifest, "rejects": rejects, "pages": rows, "metrics": metrics}
+    items = read_items(items_file)
+    check_page_statuses(items.pages)
+    stored, failed = stored_images(items.characters), failed_images(items.characters)
+    manifest = manifest_rows(crawl.domain, stored)
+    rejects = reject_rows(failed, stored)
+    pages = page_rows(items.pages, items.characters, image_statuses(stored))
+    metrics = crawl_metrics(items, manifest, pages, failed)
+    return {"manifest": manifest, "rejects": rejects, "pages": pages, "metrics": metrics}
 
 
 def _counts(by_reason: dict[str, int]) -> str:

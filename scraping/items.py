@@ -2,7 +2,7 @@
 `ListingItem` per month listing page: read (`ok`), kept by the age gate (`gated`) or not fetched (`failed`), so a
 lost listing is counted, not silent, and a later read of it (a resumed crawl) cancels an earlier loss.
 
-Plain dicts with known keys (Scrapy items are dicts underneath); `flows/scrape.py` turns the collected
+Plain dicts with known keys (Scrapy items are dicts underneath); `scraping/tables.py` turns the collected
 items into `pages.parquet` and the raw manifest, so their keys are the columns of those tables.
 """
 

@@ -10,7 +10,7 @@ re-encode them, which depends on the Pillow version and breaks byte-identical re
 - the outcome (stored, or the reason it failed) is written into the item, never dropped silently; a
   portrait the spider found on another site arrives already failed (`offsite`) and is not fetched.
 `ItemLogPipeline` appends every item to `items.jsonl` as it arrives, so a stopped crawl loses nothing
-that was already collected; `flows/scrape.py` builds the tables from that file.
+that was already collected; `scraping/tables.py` builds the tables from that file.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ hard floor (not randomised below it, and AutoThrottle never goes under it), an i
 with a contact URL, retries on 5xx and timeouts with exponential backoff (scraping/middlewares.py).
 Pages go through Scrapy's HTTP cache (errors other than 404/410 and the age gate are not cached, so they
 are retried next time); a crawl is resumable through JOBDIR.
+
+A Scrapy project keeps its settings as constants of a settings module; here `crawl_settings` builds them,
+because they come from params.yaml. `use_bundled_public_suffixes` is the one change to Scrapy itself, made
+by the stage where it builds the crawler (flows/scrape.py `run_crawl`), not on import.
 """
 
 from __future__ import annotations
@@ -65,3 +69,20 @@ def crawl_settings(params: CrawlParams, *, staging: Path, cache: Path, jobdir: P
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
         "FEED_EXPORT_ENCODING": "utf-8",
     }
+
+
+def use_bundled_public_suffixes() -> None:
+    """Make Scrapy's cookie middleware use tldextract's bundled public suffix list, never a download.
+
+    The middleware asks tldextract for public suffixes, and tldextract downloads the list from
+    publicsuffix.org on first use: a request to a host the crawl never named (and a stall where there is
+    no network). Its bundled snapshot is enough to tell a public suffix from a site. This replaces a
+    private attribute of the middleware's module (`cookies._split_domain`), so it is called only where the
+    crawler is built, never on import.
+    """
+    try:
+        from scrapy.downloadermiddlewares import cookies
+        from tldextract import TLDExtract
+    except ImportError:  # pragma: no cover - scrapy is a dependency
+        return
+    cookies._split_domain = TLDExtract(suffix_list_urls=(), include_psl_private_domains=True)

@@ -1,7 +1,7 @@
 """Tests of the offline Getchu mock itself (tests/getchu_site), with http.client only.
 
-Why: the spider tests trust this mock and its expected manifest; if the mock drifted from the spec
-(../shared/research/getchu.md §7) the spider tests would pass or fail for the wrong reasons.
+Why: the spider tests trust this mock and its expected manifest; if the mock drifted from the behaviour of the
+real site it stands in for, the spider tests would pass or fail for the wrong reasons.
 """
 
 from __future__ import annotations

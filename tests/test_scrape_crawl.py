@@ -310,7 +310,7 @@ def test_dvc_runs_the_crawl_and_the_anime_domain_ingests_it(tmp_path: Path) -> N
 
 
 def test_https_pages_keep_portraits_written_http_absolute_and_report_offsite_ones(tmp_path: Path) -> None:
-    """Getchu's https pages write some portraits as http://www.getchu.com/brandnew/... (research 2.2): the same site.
+    """Getchu's https pages write some portraits as http://www.getchu.com/brandnew/...: the same site.
 
     Over https the stand-in writes its `abs` portraits (900103's character 2) as http://127.0.0.1/brandnew/...;
     they must be fetched over https from the page's host and stored like every other. A portrait on a really other

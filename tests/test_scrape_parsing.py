@@ -1,11 +1,12 @@
-"""Tests of scraping/parsing.py: decoding, listing layouts, product pages, age gate, URL helpers; and of the
+"""Tests of scraping/parsing/: decoding, listing layouts, product pages, age gate, URL helpers; and of the
 small judgements around them: the reason recorded for a page that could not be fetched (scraping/failures.py) and
 what the HTTP cache keeps (scraping/middlewares.py).
 
-Synthetic snippets are written here, one per layout or trap, from the structure in ../shared/research/getchu.md
-(sections 3.4, 4.1-4.4, 7). The real saved pages under ../shared/research/getchu_pages are read in place (never
-copied into the repo, they are not ours) to check the selectors against real markup; those tests skip with a reason
-when the folder is absent.
+Synthetic snippets are written here, one per layout or trap, from the structure of Getchu's pages (EUC-JP with NEC
+and JIS X 0213 characters, the month-list and search layouts, classic and /item/ product pages, missing pages, the
+age gate). Real saved pages, where the checkout has them beside it in ../shared/research/getchu_pages, are read in
+place (never copied into the repo, they are not ours) to check the selectors against real markup; those tests skip
+with a reason when the folder is absent.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def test_listing_canonical_url_uses_the_listing_scheme_and_host() -> None:
 
 
 def test_listing_on_https_keeps_http_absolute_links_of_the_same_host() -> None:
-    """Getchu writes absolute links as http://www.getchu.com/... (research 2.2); an https listing is the same site."""
+    """Getchu writes absolute links as http://www.getchu.com/..., even on https pages: an https listing's own site."""
     main = day(
         "2016年1月29日発売タイトル",
         box(900101, "相対リンク"),
@@ -490,7 +491,7 @@ def chara_row(
     img_attrs: str = "",
     alt: str | None = None,
 ) -> str:
-    """A character row as in research 4.2: anchor + img in td1, h2.chara-name in td2, full-body link in td3."""
+    """A character row of a classic soft.phtml: anchor + img in td1, h2.chara-name in td2, full-body link in td3."""
     anchor = f'<a name="chara{k}" id="chara{k}"></a>' if k is not None else ""
     alt = alt if alt is not None else f"キャラ{k}"
     image = f'<IMG src="{img}" alt="{alt}" width="250" height="300" {img_attrs}>' if img is not None else ""
@@ -656,8 +657,8 @@ def test_game_page_gap_imageless_lazy_and_src_forms() -> None:
 
 
 def test_game_page_on_https_keeps_portraits_written_http_absolute() -> None:
-    """The bug: on an https page, a portrait written http://www.getchu.com/brandnew/... (one of the real site's forms,
-    research 2.2) was judged off-site (port 80 against 443), so the character and its portrait were lost."""
+    """The bug: on an https page, a portrait written http://www.getchu.com/brandnew/... (one of the real site's forms)
+    was judged off-site (port 80 against 443), so the character and its portrait were lost."""
     gid = 900103
     real = "http://www.getchu.com"
     rows = (

@@ -1,1 +1,1 @@
-"""Spiders: crawl logic only (what to request, what to yield); parsing lives in scraping/parsing.py."""
+"""Spiders: crawl logic only (what to request, what to yield); parsing lives in scraping/parsing/."""

@@ -1,7 +1,7 @@
 """Getchu: monthly release listings -> game pages -> one item per character portrait.
 
 The spider only decides what to request and what to yield. Decoding (EUC-JP with NEC and JIS X 0213
-characters) and every selector live in `scraping/parsing.py`, one place per page layout.
+characters) and every selector live in `scraping/parsing/`, one place per page layout.
 
 Age gate: the first request seeds the `getchu_adalt_flag` cookie (`top.html?gc=gc`), every gated
 request also carries the cookie and `gc=gc`, and a response that still lands on the gate (the newer

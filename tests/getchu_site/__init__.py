@@ -1,4 +1,4 @@
-"""An offline, deterministic mock of www.getchu.com for the scraping tests (spec: ../shared/research/getchu.md §7)."""
+"""An offline, deterministic mock of www.getchu.com for the scraping tests: its pages, quirks and age gate."""
 
 from .images import LIMITS
 from .server import DEFAULT_ROBOTS, MockGetchu

@@ -2,8 +2,8 @@
 
 Why: the spider must be tested against the quirks of the real site (EUC-JP with NEC characters, old and new
 character-table markup, decoys, offsite links) without shipping real pages. Everything here is synthesised from
-the structure described in ../shared/research/getchu.md (sections 4 and 7); one data table drives both the
-pages and the expected-results manifest, so the two cannot drift apart.
+the structure of the real site's month lists, search results, product pages and age gate; one data table drives
+both the pages and the expected-results manifest, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Chara:
     `file` is the bust file name under /brandnew/<id>/ ("" = the standard c<id>chara<k>.jpg, None = no image);
     `src` is how the page writes it: dot, dotdot, abs, proto, root, lazy (spacer src + data-original) or real
     (absolute on the real www.getchu.com: another site when the mock serves 127.0.0.1). `abs` is absolute the way
-    the real site writes it, ``http://`` even on its https pages (research 2.2), see `written_base`.
+    the real site writes it, ``http://`` even on its https pages, see `written_base`.
     """
 
     k: int
@@ -363,7 +363,7 @@ def top_page(base: str) -> str:
 
 
 def gate_page(aurl: str, yes_text: str) -> str:
-    """The age gate (spec 7.4): the yes link is the original URL plus gc=gc."""
+    """The age gate (``/php/attestation.html``): the yes link is the original URL plus gc=gc."""
     yes = aurl + ("&gc=gc" if "?" in aurl else "?gc=gc")
     return (
         _head("年齢認証 - Getchu.com")
@@ -389,7 +389,7 @@ def not_found_page() -> str:
 
 
 def shell_page(base: str) -> str:
-    """A 200 page with no product in it (spec 4.4)."""
+    """A 200 page with no product in it: some ids of the real site answer so (no #soft_table, no title)."""
     return _head("Getchu.com") + "<body>\n" + _site_header(base, "/pc/") + '<div id="wrapper">\n</div>\n' + _FOOTER
 
 
@@ -609,7 +609,7 @@ def product_page(p: Product, base: str, at_item_path: bool = False) -> str:
 def item_page(p: Product, base: str) -> str:
     """An approximation of the 2024+ /item/<id>/ layout: root-relative URLs and .item-Samplecard samples.
 
-    The character markup of the real new layout is unknown (spec 4.3), so the character table keeps the classic
+    The character markup of the real new layout has not been seen, so the character table keeps the classic
     structure; the title, brand and date keep their classic ids so the same parser works.
     """
     extra = (
@@ -748,7 +748,7 @@ def month_page(
     genre: str = "pc_soft",
     gage: str = "",
 ) -> str:
-    """A month_title.html box-layout page (spec 4.1 and 7.2): menus and a CD sidebar before the day blocks."""
+    """A month_title.html box-layout page, as in 2014-15: menus and a CD sidebar before the day blocks."""
     sidebar = "".join(
         f'<a href="{base}/soft.phtml?id={cd}"><img src="{base}/brandnew/{cd}/c{cd}package_100.jpg" width="100" '
         f'border="0"></a><br>\n<a href="{base}/soft.phtml?id={cd}">{esc(PRODUCTS[cd].title)}</a><br>\n'

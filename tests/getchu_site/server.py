@@ -2,8 +2,7 @@
 
 Why: the spider's tests need every behaviour of the real site that can break a crawl (age gate, cookie, hotlink
 protection, transient 5xx, 301 to /item/, robots, slow pages, broken images, pages that never answer or never
-work) on 127.0.0.1, deterministic and fast, with a request log to assert politeness and dedupe on. See
-../shared/research/getchu.md, section 7.
+work) on 127.0.0.1, deterministic and fast, with a request log to assert politeness and dedupe on.
 """
 
 from __future__ import annotations
@@ -225,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
 class MockGetchu:
     """An offline Getchu on 127.0.0.1, as a context manager.
 
-    Knobs (spec 7.1): port (0 = ephemeral), gate, hotlink, robots (None = 404), throttle_ms, flaky {id: N 500s},
+    Knobs: port (0 = ephemeral), gate, hotlink, robots (None = 404), throttle_ms, flaky {id: N 500s},
     item_redirect {ids}, yes_text, scale (None = scenario site, N = N synthetic games in 2017), plus slow {id: s},
     unavailable {id: N 503s} and gate_adult_months. Dict/set knobs left as None take the scenario defaults;
     pass {} or set() to switch them off. Also:
@@ -363,7 +362,7 @@ class MockGetchu:
 
     @property
     def expected(self) -> dict[str, Any]:
-        """The expected-results manifest (spec 7.5); JSON-shaped (string keys), equal to write_expected's file."""
+        """The expected-results manifest; JSON-shaped (string keys), equal to write_expected's file."""
         if self._expected is None:
             raise RuntimeError("MockGetchu is not started")
         return self._expected
