@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import partial_dir, publish_dir, write_json_atomic
+from core.layout import Layout
 from core.params import CrawlParams, LoadedParams
 from core.parquet import table_from_rows, write_table
 from core.schemas import CRAWL_PAGES, RAW_MANIFEST, RAW_REJECTS
@@ -69,9 +70,9 @@ class CrawlPaths:
 
     @classmethod
     def for_crawl(cls, loaded: LoadedParams, name: str) -> CrawlPaths:
-        out = loaded.root / "data" / "scrape" / name
-        cache = loaded.root / "data" / "scrape-cache" / name
-        return cls(out, partial_dir(out), cache, cache / "job", loaded.root / "metrics" / "scrape" / f"{name}.json")
+        at = Layout(loaded.root)
+        out, cache = at.scrape(name), at.scrape_cache(name)
+        return cls(out, partial_dir(out), cache, cache / "job", at.metrics("scrape", name))
 
 
 def _prepare(paths: CrawlPaths, crawl: CrawlParams) -> None:
