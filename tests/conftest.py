@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.builders.repo import REPO
+
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 os.environ.setdefault("PREFECT_HOME", str(REPO / ".prefect" / f"pytest-{_worker}"))
 
@@ -18,18 +19,11 @@ from core.environment import configure_environment  # noqa: E402
 configure_environment(REPO)
 
 import pytest  # noqa: E402
-import yaml  # noqa: E402
+
+# Re-exported: tests/test_train.py and tests/test_scrape_crawl.py still import write_params and REPO from here.
+from tests.builders.params import write_params  # noqa: E402, F401
 
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
-
-
-def write_params(root: Path, domains: dict, **sections: dict) -> Path:
-    """A params.yaml under `root` with the given domains and sections (defaults for the rest)."""
-    root.mkdir(parents=True, exist_ok=True)
-    payload = {"domains": domains, **sections}
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(payload, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

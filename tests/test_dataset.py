@@ -32,7 +32,7 @@ from preprocessing.dataset.balance import balanced_weights
 from preprocessing.dataset.dedupe import near_duplicate_pairs, remove_near_duplicates
 from preprocessing.dataset.quality import face_side_in_source
 from preprocessing.dataset.splits import assign_split, split_key
-from tests.conftest import write_params
+from tests.builders.params import write_params
 
 
 def test_band_search_finds_exactly_the_pairs_brute_force_finds() -> None:

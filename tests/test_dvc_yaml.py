@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.builders.repo import REPO
 from tools.import_graph import FLOORS as FLOORS_TOP_DOWN
 from tools.import_graph import PACKAGES
 

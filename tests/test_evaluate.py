@@ -35,8 +35,8 @@ from flows.evaluate import evaluate
 from preprocessing.faces.align import align_by_eyes, warp
 from preprocessing.faces.detectors import Face, make_detector
 from preprocessing.tags.vocabulary import Vocabulary
-from tests.conftest import write_params
-from tests.test_training_data import manifest_row
+from tests.builders.datasets import manifest_row
+from tests.builders.params import write_params
 from training.model_file import save_model
 from training.networks import NetworkConfig, TwinGAN
 

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from inference.export import ExportMismatch, export_translation
-from tests.tiny_models import VOCABULARY, tiny_model
+from tests.builders.models import VOCABULARY, tiny_model
 from training.conditioning import UnknownTagError, condition_vector
 from training.model_file import load_model
 from twingan.cli import app

@@ -19,8 +19,8 @@ from core.schemas import CROPS, FACE_REJECTS, FACES
 from flows.demo_data import draw_anime_face
 from flows.faces import run_faces
 from flows.ingest import run_ingest
-from tests import fixtures_images as fx
-from tests.conftest import write_params
+from tests.builders import images as fx
+from tests.builders.params import write_params
 
 PINK, BLUE = (245, 150, 190), (40, 90, 210)
 

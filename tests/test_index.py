@@ -29,8 +29,8 @@ from inference.vector_index import (
     read_crops,
     recall_at_k,
 )
-from tests.conftest import write_params
-from tests.test_training_data import VOCABULARY, manifest_row
+from tests.builders.datasets import VOCABULARY, manifest_row
+from tests.builders.params import write_params
 from training.model_file import load_model, save_model
 from training.networks import NetworkConfig, TwinGAN
 from twingan.cli import app

@@ -22,8 +22,8 @@ from flows.ingest import run_ingest
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import list_source
-from tests import fixtures_images as fx
-from tests.conftest import write_params
+from tests.builders import images as fx
+from tests.builders.params import write_params
 
 A1, A2, A3, B = fx.jpeg(1), fx.jpeg(2), fx.jpeg(3), fx.jpeg(4)
 # In archive order: three different "img/a.jpg", and "img/b.jpg" twice with the same bytes.

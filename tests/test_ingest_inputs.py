@@ -20,7 +20,7 @@ from preprocessing.images import load_rgb
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import SourceError, list_source, unsafe_member_name
-from tests import fixtures_images as fx
+from tests.builders import images as fx
 
 
 def ingest_records(

@@ -27,8 +27,9 @@ from core.schemas import RAW_MANIFEST
 from flows.ingest import run_ingest
 from preprocessing.ingest import stream
 from preprocessing.ingest.sources import SourceItem
-from tests import fixtures_images as fx
-from tests.conftest import REPO, write_params
+from tests.builders import images as fx
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 
 MiB = 2**20
 

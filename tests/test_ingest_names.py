@@ -24,8 +24,8 @@ from flows.ingest import run_ingest
 from preprocessing.ingest.inspect import ChunkJob, process_chunk
 from preprocessing.ingest.outputs import assemble
 from preprocessing.ingest.sources import SourceError, check_archive, list_source
-from tests import fixtures_images as fx
-from tests.conftest import write_params
+from tests.builders import images as fx
+from tests.builders.params import write_params
 
 LATIN1 = b"caf\xe9.jpg"  # "café.jpg" as Windows-1252 / Latin-1 writes it: not valid UTF-8
 ESCAPED = "caf\\xe9.jpg"  # how the manifest records it

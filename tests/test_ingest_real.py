@@ -14,7 +14,7 @@ from core.parquet import read_table
 from core.schemas import RAW_MANIFEST
 from flows.ingest import run_ingest
 from preprocessing.images import load_rgb
-from tests.conftest import write_params
+from tests.builders.params import write_params
 
 pytestmark = pytest.mark.real_data
 

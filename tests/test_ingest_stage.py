@@ -16,8 +16,9 @@ from core.params import load_params
 from core.parquet import read_params, read_table
 from core.schemas import RAW_MANIFEST, RAW_REJECTS
 from flows.ingest import run_ingest
-from tests import fixtures_images as fx
-from tests.conftest import REPO, write_params
+from tests.builders import images as fx
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 
 MIXED = {
     "a.jpg": fx.jpeg(1),

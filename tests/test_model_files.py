@@ -6,36 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from core.parquet import table_from_rows, write_table
 from core.schemas import INDEX_IDS
-from tests.conftest import write_params
-from tests.tiny_models import tiny_model
+from tests.builders.models import booby_trap, tiny_model
+from tests.builders.params import write_params
 from training.checkpoint import CheckpointError, load
 from training.model_file import load_model
 from twingan.cli import app
-
-
-class _CreatesMarker:
-    """Unpickling this calls `open(marker, "w")`: the file appearing means the loader ran the file's code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (open, (str(self.marker), "w"))
-
-
-def booby_trap(path: Path, marker: Path) -> Path:
-    """`path` (a real model or checkpoint file) with one more entry that runs code when unpickled."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["note"] = _CreatesMarker(marker)
-    with path.open("wb") as handle:
-        torch.save(payload, handle)
-    return path
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.params import ParamsError, load_params
-from tests.conftest import REPO, write_params
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 from twingan.cli import app
 
 FOLDER = {"source": {"kind": "folder", "path": "photos"}}

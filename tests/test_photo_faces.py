@@ -19,7 +19,7 @@ from PIL import Image
 from flows.demo_data import draw_anime_face
 from inference.photo_faces import FaceFinder, FacePool, default_workers, find_faces, model_threads
 from inference.translate import Translator
-from tests.tiny_models import ANIME_FACES, FACE_COLOURS, anime_group, smooth_photo, tiny_model
+from tests.builders.models import ANIME_FACES, FACE_COLOURS, anime_group, smooth_photo, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_default_workers_and_model_threads() -> None:
 def test_a_photo_over_ingests_pixel_bound_is_skipped_before_decoding(tmp_path: Path) -> None:
     from core.params import IngestParams
     from preprocessing.images import DEFAULT_MAX_PIXELS
-    from tests.test_web_demo import oversize_png
+    from tests.builders.images import oversize_png
 
     assert IngestParams().max_pixels == DEFAULT_MAX_PIXELS  # the bound on photos from outside is ingest's
     found = finder().find(oversize_png(tmp_path / "huge.png"))

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,54 +10,10 @@ import yaml
 
 from core.parquet import read_table
 from core.schemas import FACES, RAW_MANIFEST
-from tests import fixtures_images as fx
-from tests.conftest import REPO
+from tests.builders import images as fx
+from tests.builders.repo import REPO, copy_repo, dvc, ran, twingan
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def copy_repo(target: Path) -> Path:
-    """The files git would commit (tracked or not ignored), in a fresh git repository."""
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
-    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
-    return target
-
-
-def twingan(root: Path, *args: str) -> str:
-    done = subprocess.run([str(BIN / "twingan"), *args], cwd=root, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"twingan {' '.join(args)} failed:\n{output[-4000:]}"
-    return output
-
-
-def dvc(root: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        PREFECT_HOME=str(REPO / ".prefect" / "pytest-pipeline"),
-    )
-    done = subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{output[-4000:]}"
-    return output
-
-
-def ran(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
 def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path: Path) -> None:

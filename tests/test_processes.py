@@ -17,7 +17,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, write_params
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 
 BIN = Path(sys.executable).parent
 
@@ -161,7 +162,7 @@ def test_the_api_server_answers_then_exits_with_its_stage(tmp_path: Path) -> Non
 
 
 def test_a_users_api_url_is_used_and_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows import api_server
+    from core import api_server
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setattr(api_server.LocalApiServer, "start", lambda *a, **k: pytest.fail("started a server"))

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from flows.rebuild import flaky_targets, rebuild_flow, stage_names
-from tests.conftest import REPO, write_params
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 
 BIN = Path(sys.executable).parent
 

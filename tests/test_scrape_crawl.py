@@ -23,7 +23,8 @@ import yaml
 
 from core.parquet import read_table, table_from_rows
 from core.schemas import CRAWL_PAGES, RAW_MANIFEST, RAW_REJECTS
-from tests.conftest import REPO, write_params
+from tests.builders.params import write_params
+from tests.builders.repo import REPO
 from tests.getchu_site import DEFAULT_ROBOTS, MockGetchu
 
 BIN = Path(sys.executable).parent
@@ -285,7 +286,7 @@ def test_extending_the_month_range_fetches_only_the_new_months(tmp_path: Path) -
 
 
 def test_dvc_runs_the_crawl_and_the_anime_domain_ingests_it(tmp_path: Path) -> None:
-    from tests.test_pipeline import copy_repo, dvc, ran
+    from tests.builders.repo import copy_repo, dvc, ran
 
     root = copy_repo(tmp_path / "repo")
     with MockGetchu(port=free_port()) as site:

@@ -23,7 +23,7 @@ from preprocessing.images import load_rgb
 from preprocessing.tags.human_hair import PHOTO_HAIR_COLORS, eye_frame_matrix
 from preprocessing.tags.table import read_tags
 from preprocessing.tags.vocabulary import Palette
-from tests.conftest import write_params
+from tests.builders.params import write_params
 
 LABELS = Path(__file__).parent / "data" / "human_hair_labels.csv"
 
@@ -184,10 +184,10 @@ def test_illust2vec_through_the_stage(tmp_path: Path, monkeypatch: pytest.Monkey
     import torch
 
     from preprocessing.tags import illust2vec
-    from preprocessing.tags.caffe import write_caffemodel
     from preprocessing.tags.illust2vec import NUM_TAGS, TAG_MODEL_SPEC, Illust2Vec
     from preprocessing.tags.vocabulary import Vocabulary
-    from tests.test_illust2vec import DIVISOR, make_feature_net, make_tag_net
+    from tests.builders.caffe_nets import DIVISOR, make_feature_net, make_tag_net
+    from tests.builders.caffe_writer import write_caffemodel
 
     reduced = tuple(s._replace(outputs=s.outputs // DIVISOR) if s.outputs and s.outputs < NUM_TAGS else s
                     for s in TAG_MODEL_SPEC)  # fmt: skip

@@ -20,7 +20,7 @@ from inference.paste import feather_mask, paste_faces
 from inference.translate import Translator, collect_photos, output_stems, translate_to_folder
 from preprocessing.faces.align import align_by_box, invert, resize_matrix, transform_points, warp
 from preprocessing.faces.detectors import make_detector
-from tests.tiny_models import ANIME_FACES, FACE_COLOURS, HUMAN_FACES, anime_group, smooth_photo, tiny_model
+from tests.builders.models import ANIME_FACES, FACE_COLOURS, HUMAN_FACES, anime_group, smooth_photo, tiny_model
 from training.conditioning import UnknownTagError
 from training.data import to_images
 from twingan.cli import app

@@ -3,7 +3,7 @@
 The handler tests call DemoModel.handle as the page does and always run. The browser test serves the page
 on a free port of 127.0.0.1 and drives it with Playwright in Debian's Chromium: upload, tick a tag,
 Translate, read the gallery and the status, then a photo without a face, a file that is no image and one
-with too many pixels. The models are tiny files made here with random weights (tests/tiny_models.py); the
+with too many pixels. The models are tiny files made here with random weights (tests/builders/models.py); the
 photos are drawn anime faces (AnimeFace finds them), scikit-image's astronaut photo (dlib finds her) and,
 when ../shared is present, real photographs. `twingan demo` itself runs as a subprocess, stopped by SIGINT
 and SIGTERM at start-up and while serving.
@@ -34,8 +34,9 @@ from typer.testing import CliRunner
 from flows.demo_data import draw_anime_face
 from inference.translate import Translator, resize_portrait
 from inference.web_demo import DemoInputError, DemoModel, build_app, launch, tag_groups
-from tests.conftest import write_params
-from tests.tiny_models import FACE_COLOURS, anime_group, smooth_photo, tiny_model
+from tests.builders.images import oversize_png
+from tests.builders.models import FACE_COLOURS, anime_group, smooth_photo, tiny_model
+from tests.builders.params import write_params
 from twingan.cli import app as cli
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; CI installs it (`apt-get install chromium`)
@@ -150,13 +151,6 @@ def test_handler_bad_uploads_give_a_message(demo: DemoModel, group: np.ndarray, 
     assert demo.handle(payload, "anime", "human").status.startswith("3 faces found")
     rgba = np.dstack([group, np.full(group.shape[:2], 255, np.uint8)])
     assert demo.handle(rgba, "anime", "human").status.startswith("3 faces found")
-
-
-def oversize_png(path: Path, side: int = 12000) -> Path:
-    """A side x side PNG of one grey: 144,000,000 pixels at the default side, a few hundred KB on disk
-    (a decompression bomb in miniature), 432 MB once decoded to RGB."""
-    Image.new("L", (side, side), 128).save(path, optimize=True)
-    return path
 
 
 @pytest.fixture

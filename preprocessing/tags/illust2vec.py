@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -564,30 +564,3 @@ class Illust2Vec(nn.Module):
         """(N, 512) uint8: the bits sigmoid(encode1) > 0.5, packed (i2v's extract_binary_feature)."""
         bits = torch.sigmoid(self.features(x)) > 0.5
         return np.packbits(bits.cpu().numpy(), axis=1)
-
-
-def plausible_tags(
-    probs: np.ndarray, tags: Sequence[str], thresholds: Mapping[str, float]
-) -> list[dict[str, list[tuple[str, float]]]]:
-    """Per image: the general, character and copyright tags with p > that category's threshold, and all
-    three ratings; each list sorted by descending p (i2v's estimate_plausible_tags)."""
-    rows = np.asarray(probs)
-    rows = rows[None] if rows.ndim == 1 else rows
-    if rows.ndim != 2 or rows.shape[1] != NUM_TAGS or len(tags) != NUM_TAGS:
-        raise ValueError(f"expected (N, {NUM_TAGS}) probabilities and {NUM_TAGS} tags, got {rows.shape}, {len(tags)}")
-    thresholded = ("general", "character", "copyright")
-    if set(thresholds) != set(thresholded):
-        raise ValueError(f"thresholds must give exactly {thresholded}, got {sorted(thresholds)}")
-
-    def ranked(row: np.ndarray, category: str, threshold: float | None) -> list[tuple[str, float]]:
-        start, stop = CATEGORIES[category]
-        values = row[start:stop]
-        order = np.argsort(-values, kind="stable")
-        if threshold is not None:
-            order = order[values[order] > threshold]
-        return [(tags[start + i], float(values[i])) for i in order]
-
-    return [
-        {**{c: ranked(row, c, thresholds[c]) for c in thresholded}, "rating": ranked(row, "rating", None)}
-        for row in rows
-    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -91,3 +92,10 @@ def zip_with_bad_crc(name: str, payload: bytes) -> bytes:
     data[start + 100] ^= 0xFF
     assert zlib.crc32(bytes(data[start : start + len(payload)])) != zlib.crc32(payload)
     return bytes(data)
+
+
+def oversize_png(path: Path, side: int = 12000) -> Path:
+    """A side x side PNG of one grey: 144,000,000 pixels at the default side, a few hundred KB on disk
+    (a decompression bomb in miniature), 432 MB once decoded to RGB."""
+    Image.new("L", (side, side), 128).save(path, optimize=True)
+    return path

@@ -1,4 +1,5 @@
-"""Tiny Twin-GAN model files made by the tests themselves (random weights, seconds to build)."""
+"""Tiny Twin-GAN model files made by the tests themselves (random weights, seconds to build), and
+booby-trapped copies of them that would run code if a loader unpickled them."""
 
 from __future__ import annotations
 
@@ -70,3 +71,22 @@ def smooth_photo(width: int = 320, height: int = 240) -> np.ndarray:
         128 + 90 * np.sin(x / 37.0 + c) * np.cos(y / 29.0 - c) + 20 * np.sin((x + y) / 53.0) for c in (0.0, 1.3, 2.6)
     ]
     return np.clip(np.stack(channels, axis=-1), 0, 255).round().astype(np.uint8)
+
+
+class _CreatesMarker:
+    """Unpickling this calls `open(marker, "w")`: the file appearing means the loader ran the file's code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.marker), "w"))
+
+
+def booby_trap(path: Path, marker: Path) -> Path:
+    """`path` (a real model or checkpoint file) with one more entry that runs code when unpickled."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["note"] = _CreatesMarker(marker)
+    with path.open("wb") as handle:
+        torch.save(payload, handle)
+    return path
