@@ -10,6 +10,8 @@ Writes `data/datasets/<domain>/` (built in `<folder>.partial/`, renamed into pla
 and `metrics/dataset/<domain>.json` (counts per split, filters, duplicates, tag histograms),
 `plots/dataset/<domain>/tags-<split>.json` (faces per tag) and a contact sheet per split.
 
+The steps, in order: read_inputs, measure_all, filter_quality, dedupe, assign_splits, write_pixels,
+write_tables (manifest_rows and the tables) and report; the work of each is in preprocessing/dataset/.
 Crops are decoded twice, shard by shard (measures, then pixels of the kept faces), so memory holds one
 shard at a time whatever the size of the domain. Faces are processed in face-id order, which is a
 SHA-256 order, unrelated to content: the pixel shards come out shuffled for free.
@@ -19,12 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -34,26 +35,20 @@ from core.atomic import staged_dir, write_json_atomic
 from core.environment import stage_flow_settings
 from core.executor import chunked, make_task_runner, map_bounded
 from core.layout import Layout
-from core.params import DatasetParams, LoadedParams, load_params
+from core.params import DatasetParams, ExecutorParams, LoadedParams, load_params
 from core.parquet import SchemaMismatchError, read_params, read_table, table_from_rows, write_table
-from core.schemas import (
-    DATASET_DUPLICATES,
-    DATASET_MANIFEST,
-    DATASET_PIXELS,
-    DATASET_REJECTS,
-    FACES,
-    RAW_MANIFEST,
-)
-from preprocessing.dataset.balance import balanced_weights, gender_of
-from preprocessing.dataset.dedupe import remove_near_duplicates
+from core.schemas import DATASET_DUPLICATES, DATASET_MANIFEST, DATASET_REJECTS, FACES, RAW_MANIFEST
+from preprocessing.dataset.dedupe import remove_duplicate_faces
+from preprocessing.dataset.manifest import dataset_statistics, manifest_metadata, manifest_rows, manifest_table
 from preprocessing.dataset.quality import (
     CropQuality,
     box_aspect,
-    colour_distance,
     decode_crop,
     face_side_in_source,
     measure,
+    quality_reject,
 )
+from preprocessing.dataset.shards import PixelShardWriter, stored_pixels
 from preprocessing.dataset.splits import assign_split, split_key
 from preprocessing.faces.shards import crops_by_shard
 from preprocessing.plots import contact_sheet
@@ -61,14 +56,34 @@ from preprocessing.tags.table import read_tags
 
 log = logging.getLogger("twingan.dataset")
 
+Face = dict[str, Any]  # a faces.parquet row, with its `source_size` and `aspect` added by read_inputs
+Crops = list[tuple[str, bytes]]  # (face id, encoded crop)
 
-def _crops_by_shard(folder: Path, faces: list[dict[str, Any]]) -> Iterator[list[tuple[str, bytes]]]:
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the stage reads: the domain's faces (in face-id order), their tags and the raw images."""
+
+    faces: list[Face]
+    tags_table: pa.Table
+    vocabulary: list[str]
+    tags: dict[str, list[str]]  # face id -> tags
+    tag_row: dict[str, int]  # face id -> row of the tags table
+    raw: dict[str, dict[str, Any]]  # image id -> raw manifest row
+
+
+def _crops_by_shard(folder: Path, faces: list[Face]) -> Iterator[Crops]:
     for shard in crops_by_shard(folder, faces):
         yield [(face["face_id"], crop) for face, crop in shard]
 
 
+def _chunks(folder: Path, faces: list[Face], size: int) -> Iterator[Crops]:
+    for shard_crops in _crops_by_shard(folder, faces):
+        yield from chunked(shard_crops, size)
+
+
 @task(name="dataset-measure", cache_policy=NO_CACHE)
-def measure_chunk(crops: list[tuple[str, bytes]]) -> list[tuple[str, CropQuality | str]]:
+def measure_chunk(crops: Crops) -> list[tuple[str, CropQuality | str]]:
     """Quality of each crop, or the reason it could not be decoded (a counted reject, not a crash)."""
     out: list[tuple[str, CropQuality | str]] = []
     for face_id, data in crops:
@@ -80,79 +95,14 @@ def measure_chunk(crops: list[tuple[str, bytes]]) -> list[tuple[str, CropQuality
 
 
 @task(name="dataset-pixels", cache_policy=NO_CACHE)
-def pixels_chunk(crops: list[tuple[str, bytes]], size: int) -> list[tuple[str, bytes]]:
-    import cv2
-
-    out = []
-    for face_id, data in crops:
-        rgb = decode_crop(data)
-        if rgb.shape[:2] != (size, size):
-            shrinking = rgb.shape[0] > size
-            rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-        out.append((face_id, np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()))
-    return out
+def pixels_chunk(crops: Crops, size: int) -> list[tuple[str, bytes]]:
+    return [(face_id, stored_pixels(data, size)) for face_id, data in crops]
 
 
-class PixelShardWriter:
-    """Pixel rows of one split into pixels-<split>-NNNNN.parquet files of `shard_rows` rows."""
-
-    def __init__(self, folder: Path, split: str, settings: DatasetParams, recorded: dict[str, Any]) -> None:
-        self.folder, self.split, self.settings, self.recorded = folder, split, settings, recorded
-        self.index, self.rows = 0, []
-        self.location: dict[str, tuple[str, int]] = {}
-
-    def add(self, face_id: str, pixels: bytes) -> None:
-        if len(self.rows) >= self.settings.shard_rows:
-            self.flush()
-        self.location[face_id] = (self.name, len(self.rows))
-        self.rows.append({"face_id": face_id, "pixels": pixels})
-
-    @property
-    def name(self) -> str:
-        return f"pixels-{self.split}-{self.index:05d}.parquet"
-
-    def flush(self) -> None:
-        if self.rows:
-            meta = {**self.recorded, "split": self.split}
-            table = table_from_rows(self.rows, DATASET_PIXELS)
-            write_table(
-                table,
-                self.folder / self.name,
-                DATASET_PIXELS,
-                meta,
-                row_group_size=self.settings.row_group_rows,
-                compression=self.settings.compression,
-            )
-            self.index += 1
-            self.rows = []
-
-
-def _quality_rejects(face: dict[str, Any], quality: CropQuality, settings: DatasetParams) -> dict[str, Any] | None:
-    """The first filter a face fails, as a rejects row; None when it passes them all."""
-    checks = (
-        ("too_small", face["source_size"], settings.min_source_size, face["source_size"] < settings.min_source_size),
-        ("aspect", face["aspect"], settings.max_aspect, face["aspect"] > settings.max_aspect),
-        ("blurry", quality.sharpness, settings.min_sharpness, quality.sharpness < settings.min_sharpness),
-        ("too_dark", quality.brightness, settings.min_brightness, quality.brightness < settings.min_brightness),
-        ("too_bright", quality.brightness, settings.max_brightness, quality.brightness > settings.max_brightness),
-    )
-    for reason, value, threshold, failed in checks:
-        if failed:
-            return {"face_id": face["face_id"], "reason": reason, "value": min(float(value), 3.0e38),
-                    "threshold": float(threshold)}  # fmt: skip
-    return None
-
-
-@flow(name="dataset", validate_parameters=False)
-def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
-    loaded = load_params(params_file)
-    settings = loaded.params.dataset
-    root = loaded.root
-    faces_dir, raw_dir = Layout(root).faces(domain), Layout(root).raw(domain)
-    started = time.perf_counter()
-
-    faces = sorted(read_table(faces_dir / "faces.parquet", FACES).to_pylist(), key=lambda f: f["face_id"])
-    tags_path = Layout(root).tags(domain) / "tags.parquet"
+def read_inputs(layout: Layout, domain: str) -> Inputs:
+    """faces.parquet, tags.parquet and the raw manifest of the domain; tags older than the faces are an error."""
+    faces = sorted(read_table(layout.faces(domain) / "faces.parquet", FACES).to_pylist(), key=lambda f: f["face_id"])
+    tags_path = layout.tags(domain) / "tags.parquet"
     tags_table, vocabulary = read_tags(tags_path)
     tags = {row["face_id"]: row["tags"] for row in tags_table.select(["face_id", "tags"]).to_pylist()}
     tag_row = {face_id: i for i, face_id in enumerate(tags_table.column("face_id").to_pylist())}
@@ -160,162 +110,155 @@ def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
     if missing:
         raise SchemaMismatchError(f"{tags_path}: no tags for {len(missing)} faces (e.g. {missing[0]}): the tags are "
                                   "older than the faces; re-run the tags stage (dvc repro)")  # fmt: skip
-    raw = {row["id"]: row for row in read_table(raw_dir / "manifest.parquet", RAW_MANIFEST).to_pylist()}
+    raw = {row["id"]: row for row in read_table(layout.raw(domain) / "manifest.parquet", RAW_MANIFEST).to_pylist()}
     for face in faces:
         face["source_size"] = face_side_in_source(face["transform"], face["crop_size"])
         face["aspect"] = box_aspect(face["box"])
     log.info("dataset@%s: %d faces, %d tagged", domain, len(faces), sum(1 for f in faces if tags[f["face_id"]]))
+    return Inputs(faces, tags_table, vocabulary, tags, tag_row, raw)
 
-    executor = settings.executor
-    window = 2 * executor.workers
 
-    def chunks() -> Iterator[list[tuple[str, bytes]]]:
-        for shard_crops in _crops_by_shard(faces_dir, faces):
-            yield from chunked(shard_crops, executor.chunk_size)
-
-    # Pass 1: measures.
+def measure_all(
+    faces_dir: Path, faces: list[Face], executor: ExecutorParams, domain: str
+) -> tuple[dict[str, CropQuality], list[dict[str, Any]]]:
+    """Pass 1: the quality of every crop (face id -> measures), and a rejects row per undecodable crop."""
     quality: dict[str, CropQuality] = {}
     rejects: list[dict[str, Any]] = []
     measure_task = measure_chunk.with_options(retries=executor.task_retries)
+    chunks = _chunks(faces_dir, faces, executor.chunk_size)
     with tqdm(total=len(faces), desc=f"dataset@{domain} measure", unit="face", disable=None) as bar:
-        for results in map_bounded(measure_task.submit, chunks(), window=window):
+        for results in map_bounded(measure_task.submit, chunks, window=2 * executor.workers):
             for face_id, result in results:
                 if isinstance(result, str):
                     rejects.append({"face_id": face_id, "reason": "undecodable", "value": 0.0, "threshold": 0.0})
                 else:
                     quality[face_id] = result
             bar.update(len(results))
+    return quality, rejects
 
-    candidates = []
+
+def filter_quality(
+    faces: list[Face], quality: dict[str, CropQuality], settings: DatasetParams
+) -> tuple[list[Face], list[dict[str, Any]]]:
+    """The measured faces that pass every filter (in input order), and a rejects row for each that fails one."""
+    candidates, rejects = [], []
     for face in faces:
         if face["face_id"] not in quality:
             continue
-        reject = _quality_rejects(face, quality[face["face_id"]], settings)
+        reject = quality_reject(face, quality[face["face_id"]], settings)
         if reject:
             rejects.append(reject)
         else:
             candidates.append(face)
+    return candidates, rejects
 
-    # Near duplicates, over the whole domain before splitting, so a duplicate cannot leak across splits.
-    duplicates: list[dict[str, Any]] = []
-    if settings.near_duplicate_distance >= 0 and candidates:
-        hashes = [quality[face["face_id"]].phash for face in candidates]
 
-        def preference(index: int) -> tuple:
-            face = candidates[index]
-            return (-face["source_size"], -quality[face["face_id"]].sharpness, face["face_id"])
+def dedupe(
+    candidates: list[Face], quality: dict[str, CropQuality], settings: DatasetParams
+) -> tuple[list[Face], list[dict[str, Any]]]:
+    """Near duplicates removed over the whole domain before splitting, so a duplicate cannot leak across
+    splits: the faces kept, and a duplicates row per face removed."""
+    if settings.near_duplicate_distance < 0 or not candidates:
+        return candidates, []
+    return remove_duplicate_faces(
+        candidates, quality, settings.near_duplicate_distance, settings.near_duplicate_colour_distance
+    )
 
-        def alike(i: int, j: int) -> bool:
-            first, second = quality[candidates[i]["face_id"]], quality[candidates[j]["face_id"]]
-            return colour_distance(first, second) <= settings.near_duplicate_colour_distance
 
-        kept_indices, pairs = remove_near_duplicates(hashes, settings.near_duplicate_distance, preference, alike)
-        duplicates = [
-            {"kept_face_id": candidates[p.kept]["face_id"], "removed_face_id": candidates[p.removed]["face_id"],
-             "distance": p.distance}
-            for p in pairs
-        ]  # fmt: skip
-        kept = [candidates[i] for i in kept_indices]
-    else:
-        kept = candidates
-
-    key_kind = settings.split_key_by_domain.get(domain, settings.split_key)
+def assign_splits(
+    kept: list[Face], raw: dict[str, dict[str, Any]], key_kind: str, settings: DatasetParams
+) -> dict[str, str]:
+    """Face id -> split, by a stable hash of the face's `key_kind` key (image, source or source folder)."""
+    split_of = {}
     for face in kept:
         image = raw[face["image_id"]]
         key = split_key(key_kind, face["image_id"], image["source_uri"], image["member"])
-        face["split"] = assign_split(key, settings.splits, settings.split_salt)
+        split_of[face["face_id"]] = assign_split(key, settings.splits, settings.split_salt)
+    return split_of
 
-    # Pass 2: pixels of the kept faces, per split, in face-id order.
-    with staged_dir(Layout(root).dataset(domain)) as staging:
-        recorded = {"domain": domain, "image_size": settings.image_size}
-        writers = {split: PixelShardWriter(staging, split, settings, recorded) for split in settings.splits}
-        split_of = {face["face_id"]: face["split"] for face in kept}
-        kept_faces = [face for face in faces if face["face_id"] in split_of]
-        pixels_task = pixels_chunk.with_options(retries=executor.task_retries)
 
-        def kept_chunks() -> Iterator[list[tuple[str, bytes]]]:
-            for shard_crops in _crops_by_shard(faces_dir, kept_faces):
-                yield from chunked(shard_crops, executor.chunk_size)
+def write_pixels(
+    staging: Path, faces_dir: Path, kept_faces: list[Face], split_of: dict[str, str], settings: DatasetParams,
+    recorded: dict[str, Any], domain: str,
+) -> dict[str, tuple[str, int]]:  # fmt: skip
+    """Pass 2: the pixels of the kept faces into the pixel shards of their split, in face-id order; returns
+    where each face went (face id -> shard, row)."""
+    executor = settings.executor
+    writers = {split: PixelShardWriter(staging, split, settings, recorded) for split in settings.splits}
+    pixels_task = pixels_chunk.with_options(retries=executor.task_retries)
+    chunks = _chunks(faces_dir, kept_faces, executor.chunk_size)
+    with tqdm(total=len(kept_faces), desc=f"dataset@{domain} pixels", unit="face", disable=None) as bar:
+        for results in map_bounded(
+            lambda c: pixels_task.submit(c, settings.image_size), chunks, window=2 * executor.workers
+        ):
+            for face_id, pixels in results:
+                writers[split_of[face_id]].add(face_id, pixels)
+            bar.update(len(results))
+    for writer in writers.values():
+        writer.flush()
+    return {face_id: place for writer in writers.values() for face_id, place in writer.location.items()}
 
-        with tqdm(total=len(kept_faces), desc=f"dataset@{domain} pixels", unit="face", disable=None) as bar:
-            for results in map_bounded(
-                lambda c: pixels_task.submit(c, settings.image_size), kept_chunks(), window=window
-            ):
-                for face_id, pixels in results:
-                    writers[split_of[face_id]].add(face_id, pixels)
-                bar.update(len(results))
-        for writer in writers.values():
-            writer.flush()
 
-        rows = []
-        for split in settings.splits:
-            weights = balanced_weights([tags[f["face_id"]] for f in kept if f["split"] == split], settings.balance,
-                                       settings.max_weight)  # fmt: skip
-            for face, weight in zip([f for f in kept if f["split"] == split], weights, strict=True):
-                image = raw[face["image_id"]]
-                shard, row = writers[split].location[face["face_id"]]
-                measured = quality[face["face_id"]]
-                rows.append({
-                    "face_id": face["face_id"], "image_id": face["image_id"], "domain": domain, "split": split,
-                    "shard": shard, "shard_row": row, "tags": tags[face["face_id"]], "weight": float(weight),
-                    "source_uri": image["source_uri"], "member": image["member"], "raw_path": image["path"],
-                    "box": face["box"], "crop_sha256": face["crop_sha256"], "phash": f"{measured.phash:016x}",
-                    "sharpness": measured.sharpness, "brightness": measured.brightness,
-                    "source_size": face["source_size"],
-                })  # fmt: skip
-        rows.sort(key=lambda r: r["face_id"])
-        # How the crops were made (detector, options, alignment): training copies it into the model file, so
-        # inference crops a new photo exactly as the training crops were.
-        faces_spec = {k: v for k, v in read_params(faces_dir / "faces.parquet").items()
-                      if k in ("detector", "detector_options", "align", "select")}  # fmt: skip
-        manifest_meta = {**recorded, "vocabulary": list(vocabulary), "split_key": key_kind, "faces": faces_spec,
-                         "dataset": settings.model_dump(mode="json")}  # fmt: skip
-        manifest = table_from_rows(rows, DATASET_MANIFEST)
-        # Taken column-wise from the tags table: float16 features stay Arrow data (no Python float round trip).
-        taken = tags_table.column("features").take(pa.array([tag_row[r["face_id"]] for r in rows], pa.int64()))
-        manifest = manifest.set_column(manifest.schema.get_field_index("features"), DATASET_MANIFEST.field("features"),
-                                       taken)  # fmt: skip
-        write_table(manifest, staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
-        write_table(table_from_rows(duplicates, DATASET_DUPLICATES), staging / "duplicates.parquet", DATASET_DUPLICATES,
-                    recorded)  # fmt: skip
-        rejects.sort(key=lambda r: r["face_id"])
-        write_table(table_from_rows(rejects, DATASET_REJECTS), staging / "rejects.parquet", DATASET_REJECTS, recorded)
+def write_tables(
+    staging: Path, rows: list[dict[str, Any]], inputs: Inputs, manifest_meta: dict[str, Any],
+    duplicates: list[dict[str, Any]], rejects: list[dict[str, Any]], recorded: dict[str, Any],
+) -> None:  # fmt: skip
+    """manifest.parquet, duplicates.parquet and rejects.parquet (sorted by face id) into the staging folder."""
+    manifest = manifest_table(rows, inputs.tags_table, inputs.tag_row)
+    write_table(manifest, staging / "manifest.parquet", DATASET_MANIFEST, manifest_meta)
+    write_table(table_from_rows(duplicates, DATASET_DUPLICATES), staging / "duplicates.parquet", DATASET_DUPLICATES,
+                recorded)  # fmt: skip
+    rejects.sort(key=lambda r: r["face_id"])
+    write_table(table_from_rows(rejects, DATASET_REJECTS), staging / "rejects.parquet", DATASET_REJECTS, recorded)
 
-    metrics = _statistics(rows, rejects, duplicates, len(faces), vocabulary)
-    write_json_atomic(Layout(root).metrics("dataset", domain), metrics)
+
+def report(
+    layout: Layout, domain: str, metrics: dict[str, Any], vocabulary: list[str], kept_faces: list[Face],
+    split_of: dict[str, str], settings: DatasetParams,
+) -> None:  # fmt: skip
+    """metrics/dataset/<domain>.json, and per split the tag histogram plot and the contact sheet."""
+    write_json_atomic(layout.metrics("dataset", domain), metrics)
     for split in settings.splits:  # one bar chart per split: every vocabulary tag, zeros included
         histogram = metrics["tags"].get(split, {})
         plot_rows = [{"tag": tag, "faces": histogram.get(tag, 0)} for tag in vocabulary]
-        write_json_atomic(Layout(root).plots("dataset", domain) / f"tags-{split}.json", plot_rows)
-    _contact_sheets(faces_dir, kept_faces, split_of, settings, Layout(root).plots("dataset", domain))
+        write_json_atomic(layout.plots("dataset", domain) / f"tags-{split}.json", plot_rows)
+    _contact_sheets(layout.faces(domain), kept_faces, split_of, settings, layout.plots("dataset", domain))
+
+
+@flow(name="dataset", validate_parameters=False)
+def dataset_flow(params_file: str, domain: str) -> dict[str, Any]:
+    loaded = load_params(params_file)
+    settings, layout = loaded.params.dataset, Layout(loaded.root)
+    faces_dir = layout.faces(domain)
+    started = time.perf_counter()
+
+    inputs = read_inputs(layout, domain)
+    quality, rejects = measure_all(faces_dir, inputs.faces, settings.executor, domain)
+    candidates, failed = filter_quality(inputs.faces, quality, settings)
+    rejects += failed
+    kept, duplicates = dedupe(candidates, quality, settings)
+    key_kind = settings.split_key_by_domain.get(domain, settings.split_key)
+    split_of = assign_splits(kept, inputs.raw, key_kind, settings)
+    kept_faces = [face for face in inputs.faces if face["face_id"] in split_of]
+
+    with staged_dir(layout.dataset(domain)) as staging:
+        recorded = {"domain": domain, "image_size": settings.image_size}
+        locations = write_pixels(staging, faces_dir, kept_faces, split_of, settings, recorded, domain)
+        rows = manifest_rows(kept, domain=domain, settings=settings, split_of=split_of, tags=inputs.tags,
+                             raw=inputs.raw, quality=quality, locations=locations)  # fmt: skip
+        faces_params = read_params(faces_dir / "faces.parquet")
+        manifest_meta = manifest_metadata(recorded, vocabulary=inputs.vocabulary, split_key=key_kind,
+                                          faces_params=faces_params, settings=settings)  # fmt: skip
+        write_tables(staging, rows, inputs, manifest_meta, duplicates, rejects, recorded)
+
+    metrics = dataset_statistics(rows, rejects, duplicates, len(inputs.faces), inputs.vocabulary)
+    report(layout, domain, metrics, inputs.vocabulary, kept_faces, split_of, settings)
     log.info("dataset@%s: %d faces kept (%s), %d near-duplicates removed, rejects %s, in %.1f s", domain, len(rows),
              metrics["splits"], len(duplicates), metrics["rejects"], time.perf_counter() - started)  # fmt: skip
     return metrics
 
 
-def _statistics(rows: list[dict[str, Any]], rejects: list[dict[str, Any]], duplicates: list[dict[str, Any]],
-                faces: int, vocabulary: list[str]) -> dict[str, Any]:  # fmt: skip
-    splits: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        splits.setdefault(row["split"], []).append(row)
-    histogram = {split: {tag: count for tag, count in sorted(Counter(t for r in members for t in r["tags"]).items(),
-                                                             key=lambda item: vocabulary.index(item[0]))}
-                 for split, members in sorted(splits.items())}  # fmt: skip
-    genders = {split: dict(sorted(Counter(gender_of(r["tags"]) for r in members).items()))
-               for split, members in sorted(splits.items())}  # fmt: skip
-    return {
-        "faces_in": faces,
-        "faces_kept": len(rows),
-        "splits": {split: len(members) for split, members in sorted(splits.items())},
-        "near_duplicates_removed": len(duplicates),
-        "rejects": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-        "untagged": sum(1 for r in rows if not r["tags"]),
-        "tags": histogram,
-        "gender": genders,
-    }
-
-
-def _contact_sheets(faces_dir: Path, kept_faces: list[dict[str, Any]], split_of: dict[str, str],
+def _contact_sheets(faces_dir: Path, kept_faces: list[Face], split_of: dict[str, str],
                     settings: DatasetParams, out: Path) -> None:  # fmt: skip
     """Up to `contact_sheet` crops per split, a fixed pseudo-random sample (smallest crop SHA-256s)."""
     for split in settings.splits:

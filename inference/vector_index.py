@@ -13,6 +13,10 @@ indexes also let a small domain stay exact while a large one is IVF, and recall 
 Embeddings are unit vectors, so the inner-product metric is cosine similarity (score 1 = the same crop).
 A flat index serialises to the same bytes for the same vectors; IVF k-means is seeded, so rebuilding the
 same inputs gives the same files and DVC sees no change.
+
+`build_domain_index` is the index stage's work for one domain (embed its crops, build, write and measure
+its index); `cross_domain_agreement` measures how well searches across domains agree with searches with
+the translations. torch and the model code are imported only there: searching needs neither.
 """
 
 from __future__ import annotations
@@ -20,16 +24,22 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import UserError
+from core.params import IndexParams
 from core.parquet import read_params, read_table
 from core.schemas import INDEX_IDS
+
+if TYPE_CHECKING:
+    from training.data import DomainSplit
+    from training.networks import TwinGAN
 
 log = logging.getLogger("twingan.index")
 
@@ -141,6 +151,132 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 
         positions[start : start + block] = np.take_along_axis(top, order, axis=1)
         scores[start : start + block] = np.take_along_axis(top_sims, order, axis=1)
     return scores, positions
+
+
+# ------------------------------------------------------------------------------------------ one domain
+
+
+@dataclass(frozen=True)
+class DomainIndex:
+    """One domain's index, as `build_domain_index` wrote it."""
+
+    summary: dict[str, Any]  # kind, rows, nlist, nprobe, file, splits (rows each) and, for IVF, recall_at_<k>
+    vectors: np.ndarray  # (rows, d) float32 unit rows: row i is position i of the index
+    ids: list[dict[str, Any]]  # ids.parquet rows of the domain, positions 0 to rows - 1
+    seconds: dict[str, float]  # embed, build and (IVF only) recall
+
+
+def build_domain_index(
+    model: TwinGAN,
+    folder: Path,
+    domain: str,
+    splits: Sequence[str],
+    settings: IndexParams,
+    *,
+    batch_size: int,
+    out: Path,
+) -> DomainIndex:
+    """The crops of `splits` of the dataset folder of `domain` embedded by `model` (in that order), indexed
+    by `settings` (`kind`, `nlist`, `nprobe`, `train_per_list`, `seed`) into `out`/<domain>.faiss, and an IVF
+    index's recall@`recall_k` against exact search measured."""
+    from inference.embeddings import embed_split
+    from training.data import DomainSplit
+
+    seconds: dict[str, float] = {}
+    tick = time.perf_counter()
+    parts, vectors_of = [], []
+    for split in splits:
+        part = DomainSplit(folder, split, name=domain)
+        parts.append(part)
+        vectors_of.append(embed_split(model, part, domain, batch_size=batch_size))
+    vectors = np.concatenate(vectors_of) if len(vectors_of) > 1 else vectors_of[0]
+    seconds["embed"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    kind = choose_kind(settings.kind, len(vectors), settings.ivf_from_rows)
+    index, summary = build_index(vectors, kind, nlist=settings.nlist, nprobe=settings.nprobe,
+                                 train_per_list=settings.train_per_list, seed=settings.seed)  # fmt: skip
+    write_index(index, out / index_file(domain))
+    seconds["build"] = time.perf_counter() - tick
+    summary.update(file=index_file(domain), splits={p.split: len(p) for p in parts})
+    if kind == "ivf":
+        tick = time.perf_counter()
+        recall = recall_at_k(index, vectors, settings.recall_k, settings.recall_queries, settings.seed)
+        summary[f"recall_at_{settings.recall_k}"] = None if recall is None else round(recall, 4)
+        seconds["recall"] = time.perf_counter() - tick
+    return DomainIndex(summary, vectors, split_ids_rows(domain, parts), seconds)
+
+
+def split_ids_rows(domain: str, parts: Sequence[DomainSplit]) -> list[dict[str, Any]]:
+    """ids.parquet rows of the splits' crops, added to the index in this order from position 0."""
+    ids: list[dict[str, Any]] = []
+    position = 0
+    for part in parts:
+        places = [part.groups[g] for g in part.group.tolist()]
+        shards = [group.shard.name for group in places]
+        shard_rows = [group.first_row + o for group, o in zip(places, part.offset.tolist(), strict=True)]
+        ids += ids_rows(domain, part.face_ids, [part.split] * len(part), shards, shard_rows, start=position)
+        position += len(part)
+    return ids
+
+
+def agreement_sample(
+    vectors: np.ndarray, ids: Sequence[Mapping[str, Any]], datasets: Path, domain: str, count: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A seeded sample of `count` of the domain's indexed crops (`ids`: its rows, `vectors`: its embeddings, in
+    position order): their embeddings and pixels, for `cross_domain_agreement`."""
+    pick = np.sort(rng.choice(len(ids), size=min(count, len(ids)), replace=False))
+    places = [(ids[i]["shard"], ids[i]["shard_row"], ids[i]["face_id"]) for i in pick.tolist()]
+    return vectors[pick].copy(), read_crops(datasets, domain, places)
+
+
+def cross_domain_agreement(
+    model: TwinGAN,
+    folder: Path,
+    built: Mapping[str, Mapping[str, Any]],
+    samples: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    k: int,
+) -> dict[str, dict[str, float | int]]:
+    """For each ordered pair A -> B, on a sample of A's crops x (the indexes in `folder`, `built` their
+    summaries):
+    - cosine: mean similarity of x's embedding (encoded as A) and of its translation G_B(x) (encoded as B);
+      the semantic loss trains this towards 1;
+    - overlap_at_k: mean share of B's k nearest crops that searching with x and searching with G_B(x) have
+      in common: 1 when a cross-domain search finds what a search with the translation finds;
+    - chance: the overlap two random sets of k of B's crops would have (k / rows of B), for comparison.
+    """
+    import faiss
+    import torch
+
+    from inference.embeddings import embed_images
+    from training.data import to_images
+
+    out: dict[str, dict[str, float | int]] = {}
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for target in built:
+            index = faiss.read_index(str(folder / built[target]["file"]))
+            kk = min(k, index.ntotal)
+            for source, (queries, crops) in samples.items():
+                if source == target or not len(queries):
+                    continue
+                images = to_images(crops, model.config.resolution).contiguous().to(device)
+                translated = model.translate(images, source, target).clamp(-1, 1)
+                translated_queries = embed_images(model, translated, target)
+                direct = index.search(np.ascontiguousarray(queries), kk)[1]
+                via = index.search(translated_queries, kk)[1]
+                overlap = np.mean(
+                    [len(set(a.tolist()) & set(b.tolist())) / kk for a, b in zip(direct, via, strict=True)]
+                )
+                out[f"{source}->{target}"] = {
+                    "samples": len(queries),
+                    "k": kk,
+                    "cosine": round(float(np.mean(np.sum(queries * translated_queries, axis=1))), 4),
+                    "overlap_at_k": round(float(overlap), 4),
+                    "chance": round(kk / index.ntotal, 4),
+                }
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- read

@@ -11,10 +11,13 @@ the distance agree exactly on at least one band, so only faces that share a band
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from preprocessing.dataset.quality import CropQuality, colour_distance
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,41 @@ def remove_near_duplicates(
             distance = bin(int(hashes[best]) ^ int(hashes[other])).count("1")
             removed.append(DuplicatePair(kept=best, removed=other, distance=distance))
     return sorted(kept), sorted(removed, key=lambda pair: (pair.kept, pair.removed))
+
+
+def preference(face: Mapping[str, Any], quality: CropQuality) -> tuple[float, float, str]:
+    """The sort key of a face among its near duplicates, best first: the larger face in its source image,
+    then the sharper crop, then the face id (so that ties are broken the same way every run)."""
+    return (-face["source_size"], -quality.sharpness, face["face_id"])
+
+
+def alike(first: CropQuality, second: CropQuality, max_colour_distance: float) -> bool:
+    """Whether two crops the hashes call near duplicates also have the same colours: pHash sees only grey
+    levels, so a palette swap of one drawing (another character) is told apart here."""
+    return colour_distance(first, second) <= max_colour_distance
+
+
+def remove_duplicate_faces(
+    faces: Sequence[dict[str, Any]],
+    quality: Mapping[str, CropQuality],
+    max_distance: int,
+    max_colour_distance: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The faces kept (in input order) and a duplicates.parquet row per face removed: near duplicates by
+    pHash within `max_distance` bits whose colours are also `alike`, the `preference` kept of each group."""
+    measured = [quality[face["face_id"]] for face in faces]
+    kept, pairs = remove_near_duplicates(
+        [q.phash for q in measured],
+        max_distance,
+        lambda i: preference(faces[i], measured[i]),
+        lambda i, j: alike(measured[i], measured[j], max_colour_distance),
+    )
+    duplicates = [
+        {
+            "kept_face_id": faces[p.kept]["face_id"],
+            "removed_face_id": faces[p.removed]["face_id"],
+            "distance": p.distance,
+        }
+        for p in pairs
+    ]
+    return [faces[i] for i in kept], duplicates

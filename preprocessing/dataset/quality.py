@@ -1,4 +1,4 @@
-"""Measures of a face crop that the dataset's filters and deduplication use.
+"""Measures of a face crop that the dataset's filters and deduplication use, and the filters.
 
 Measured on the crop as the faces stage stored it, after bringing it to a fixed size (`MEASURE_SIZE`), so
 that one threshold means the same for 128 and 256 px crops.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from core.params import DatasetParams
 from preprocessing.tags.vocabulary import srgb_to_lab
 
 MEASURE_SIZE = 128
@@ -71,3 +73,20 @@ def box_aspect(box: Sequence[float]) -> float:
     if min(width, height) <= 0:
         return math.inf
     return max(width, height) / min(width, height)
+
+
+def quality_reject(face: Mapping[str, Any], quality: CropQuality, settings: DatasetParams) -> dict[str, Any] | None:
+    """The first filter a face fails, as a rejects.parquet row; None when it passes them all. `face` is a
+    faces.parquet row with its `source_size` and `aspect` (face_side_in_source, box_aspect) added."""
+    checks = (
+        ("too_small", face["source_size"], settings.min_source_size, face["source_size"] < settings.min_source_size),
+        ("aspect", face["aspect"], settings.max_aspect, face["aspect"] > settings.max_aspect),
+        ("blurry", quality.sharpness, settings.min_sharpness, quality.sharpness < settings.min_sharpness),
+        ("too_dark", quality.brightness, settings.min_brightness, quality.brightness < settings.min_brightness),
+        ("too_bright", quality.brightness, settings.max_brightness, quality.brightness > settings.max_brightness),
+    )
+    for reason, value, threshold, failed in checks:
+        if failed:
+            return {"face_id": face["face_id"], "reason": reason, "value": min(float(value), 3.0e38),
+                    "threshold": float(threshold)}  # fmt: skip
+    return None
