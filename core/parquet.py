@@ -21,7 +21,7 @@ from core.atomic import write_with
 from core.errors import MissingFile, UserError
 
 SCHEMA_KEY = b"twingan.schema"
-PARAMS_KEY = b"core.params"
+PARAMS_KEY = b"twingan.params"  # the metadata key every table of the pipeline writes: never rename it
 
 
 class SchemaMismatchError(UserError, ValueError):

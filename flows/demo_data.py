@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from core.atomic import staged_dir
 from core.params import DemoDataParams, LoadedParams
 
-log = logging.getLogger("flows.demo_data")
+log = logging.getLogger("twingan.demo_data")
 
 # A fixed timestamp keeps the zip byte-identical between runs.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
