@@ -89,3 +89,11 @@ def test_writing_a_table_of_other_columns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaMismatchError, match="refusing to write"):
         write_table(pa.table({"x": [1]}), tmp_path / "x.parquet", RAW_REJECTS)
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_the_metadata_key_is_the_one_every_written_table_has() -> None:
+    """Tables already on disk (data/, DVC caches) carry their params under this key: renaming it makes
+    them unreadable, as a module move once did by mistake."""
+    from core.parquet import PARAMS_KEY
+
+    assert PARAMS_KEY == b"twingan.params"
