@@ -113,8 +113,9 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
                     gp_every: int = 1, tag_dim: int = 32):  # fmt: skip
     import copy
 
+    from core.params import LossParams
     from training.loop import _update_ema
-    from training.losses import LossConfig, TwinGANObjective
+    from training.losses import TwinGANObjective
     from training.networks import NetworkConfig, TwinGAN
 
     widths = {"channel_base": 1024, "channel_max": 64} if small else {"channel_base": 4096, "channel_max": 256}
@@ -126,7 +127,7 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
     if compile_:  # as train.compile does: encoder and generator (D needs double backward)
         model.encoder.compile()
         model.generator.compile()
-    objective = TwinGANObjective(model, LossConfig(gp_every=gp_every))
+    objective = TwinGANObjective(model, LossParams(gp_every=gp_every))
     g_params, d_params = model.generator_parameters(), model.discriminator_parameters()
     opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d_params, lr=2e-4, betas=(0.0, 0.99))

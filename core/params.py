@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import UserError
 
@@ -257,16 +266,27 @@ class DatasetParams(_Section):
         return {name: splits[name] for name in ("train", "val", "test") if name in splits}
 
 
-class NetworkParams(_Section):
-    """The Twin-GAN's networks (training/networks.py NetworkConfig, less the domains and resolution)."""
+def _power_of_two(n: int) -> int:
+    if n & (n - 1):
+        raise ValueError(f"must be a power of two, got {n}")
+    return n
+
+
+# The side of the networks' images: train.resolution, and the resolution a model file records.
+Resolution = Annotated[int, Field(ge=8, le=1024), AfterValidator(_power_of_two)]
+
+
+class NetworkOptions(_Section):
+    """How the Twin-GAN's networks are built: the one declaration of each option and its default.
+
+    training/networks.py `NetworkConfig` is these options plus what training derives (the domains, the
+    resolution and the widths of the condition); `NetworkParams` is these options plus the conditioning
+    switches that training turns into those widths.
+    """
 
     channel_base: Annotated[int, Field(ge=64)] = 4096  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: Annotated[int, Field(ge=8)] = 256
-    condition_on_tags: bool = True  # the vocabulary's multi-hot tags enter the normalisation of G
-    # A reference character's illust2vec features enter it too (through one learned projection): needs a
-    # domain tagged by illust2vec; `twingan translate --reference` then asks for that character's look.
-    condition_on_features: bool = False
-    feature_embed_dim: Annotated[int, Field(ge=1, le=1024)] = 64
+    feature_embed_dim: Annotated[int, Field(ge=1, le=1024)] = 64  # the reference features' learned projection
     norm: Literal["instance", "batch"] = "instance"
     unet_skips: bool = True
     max_skip_resolution: Annotated[int, Field(ge=0)] = 0  # 0: skips at every resolution
@@ -277,19 +297,41 @@ class NetworkParams(_Section):
     mbstd_group: Annotated[int, Field(ge=1)] = 4
 
 
-class LossParams(_Section):
-    """Loss weights and kinds (training/losses.py LossConfig); defaults are the original Twin-GAN's."""
+class NetworkParams(NetworkOptions):
+    """train.network: the networks' options, and what their condition holds."""
 
-    recon_l1: Annotated[float, Field(ge=0)] = 1.0
-    recon_gan: Annotated[float, Field(ge=0)] = 1.0
-    translation_gan: Annotated[float, Field(ge=0)] = 1.0
-    semantic: Annotated[float, Field(ge=0)] = 0.1
-    cycle: Annotated[float, Field(ge=0)] = 0.0
-    adversarial: Literal["nonsaturating", "hinge"] = "nonsaturating"
-    gradient_penalty: Literal["dragan", "r1", "none"] = "dragan"
-    gp_weight: Annotated[float, Field(ge=0)] = 0.25
-    dragan_scale: Annotated[float, Field(gt=0)] = 0.5
-    gp_every: Annotated[int, Field(ge=1)] = 1
+    condition_on_tags: bool = True  # the vocabulary's multi-hot tags enter the normalisation of G
+    # A reference character's illust2vec features enter it too (through one learned projection): needs a
+    # domain tagged by illust2vec; `twingan translate --reference` then asks for that character's look.
+    condition_on_features: bool = False
+
+
+# Loss numbers are strict: `true` or "10" in params.yaml is an error, not a weight of 1 or 10.
+LossWeight = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+_GENERATOR_WEIGHTS = ("recon_l1", "recon_gan", "translation_gan", "semantic", "cycle")
+
+
+class LossParams(_Section):
+    """train.loss: weights and kinds of the Twin-GAN losses (training/losses.py); the defaults are the
+    original Twin-GAN's reference run. A weight of 0 removes its term and the computation only it needs
+    (cycle=0 skips the decode back; semantic=0 and cycle=0 together skip re-encoding the translations)."""
+
+    recon_l1: LossWeight = 1.0  # same-domain reconstruction L1 (the original's l_cyc_weight)
+    recon_gan: LossWeight = 1.0  # GAN loss on reconstructions (the original added it when the train size >= 64)
+    translation_gan: LossWeight = 1.0  # cross-domain GAN on translations, all ordered pairs of domains
+    semantic: LossWeight = 0.1  # L1 between E(x) and E(translation of x) (the original's l_content_weight)
+    cycle: LossWeight = 0.0  # optional pixel cycle x -> other domain -> back, L1; 0 = off (the original had none)
+    adversarial: Literal["nonsaturating", "hinge"] = "nonsaturating"  # the original: sigmoid BCE
+    gradient_penalty: Literal["dragan", "r1", "none"] = "dragan"  # the original: DRAGAN
+    gp_weight: LossWeight = 0.25  # DRAGAN lambda (the original's 0.25); for R1 this is gamma (e.g. 10)
+    dragan_scale: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] = 0.5  # perturbation scale * std(x)
+    gp_every: Annotated[int, Field(ge=1, strict=True)] = 1  # lazy regularisation (StyleGAN2): every N D steps, x N
+
+    @model_validator(mode="after")
+    def _generator_has_a_loss(self) -> LossParams:
+        if not any(getattr(self, name) > 0 for name in _GENERATOR_WEIGHTS):
+            raise ValueError(f"at least one of {', '.join(_GENERATOR_WEIGHTS)} must be > 0: the generator has no loss")
+        return self
 
 
 class GrowingParams(_Section):
@@ -306,7 +348,7 @@ class TrainParams(_Section):
     """The train stage (flows/train.py)."""
 
     domains: tuple[str, ...] = ()  # dataset domains to train together (2 or more); empty: every domain
-    resolution: Annotated[int, Field(ge=8, le=1024)] = 128
+    resolution: Resolution = 128
     batch_size: Annotated[int, Field(ge=1)] = 16  # per domain and per GPU
     steps: Annotated[int, Field(ge=1)] = 100000
     lr_g: Annotated[float, Field(gt=0)] = 0.0002
@@ -338,13 +380,6 @@ class TrainParams(_Section):
         if domains and (len(domains) < 2 or len(set(domains)) != len(domains)):
             raise ValueError("at least two distinct domains are needed to translate between")
         return domains
-
-    @field_validator("resolution")
-    @classmethod
-    def _power_of_two(cls, resolution: int) -> int:
-        if resolution & (resolution - 1):
-            raise ValueError(f"must be a power of two, got {resolution}")
-        return resolution
 
 
 class DemoDataParams(_Section):

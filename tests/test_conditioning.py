@@ -18,7 +18,7 @@ VOCABULARY = ("blonde hair", "green hair", "blue eyes", "smile")
 
 
 def config(**overrides) -> NetworkConfig:
-    return NetworkConfig(**{"domains": ("human", "anime"), "resolution": 8, "channel_base": 32, "channel_max": 8,
+    return NetworkConfig(**{"domains": ("human", "anime"), "resolution": 8, "channel_base": 64, "channel_max": 8,
                             "tag_dim": len(VOCABULARY), **overrides})  # fmt: skip
 
 

@@ -6,14 +6,16 @@ full 256x256 configuration to compare parameter counts, without running it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
+import pydantic
 import pytest
 import torch
 import torch.nn.functional as F
 
+from core.params import NetworkOptions, NetworkParams, TrainParams
+from training.loop import network_config
 from training.networks import (
     Discriminator,
     DomainNorm,
@@ -88,11 +90,29 @@ def test_config_from_dict_names_unknown_and_missing_keys() -> None:
         {"norm": "group"},
         {"d_projection": True},
         {"mbstd_group": 0},
+        {"channel_base": 32},
+        {"tag_dim": -1},
+        {"chanel_max": 64},
     ],
 )
 def test_config_rejects_invalid_values(overrides: dict) -> None:
     with pytest.raises(ValueError):
         small_config(**overrides)
+
+
+def test_the_options_and_their_defaults_are_those_of_params_yaml() -> None:
+    """NetworkConfig adds only what training derives to core.params.NetworkOptions, which train.network
+    (NetworkParams) also extends: there is no second list of options or defaults to drift."""
+    derived = {"domains", "resolution", "tag_dim", "feature_dim"}
+    switches = {"condition_on_tags", "condition_on_features"}
+    assert set(NetworkConfig.model_fields) - derived == set(NetworkParams.model_fields) - switches
+    assert set(NetworkConfig.model_fields) - derived == set(NetworkOptions.model_fields)
+    config = network_config(TrainParams(), TWO, tag_dim=5, feature_dim=7)
+    defaults = NetworkParams()
+    assert all(getattr(config, name) == getattr(defaults, name) for name in NetworkOptions.model_fields)
+    assert config == NetworkConfig(domains=TWO, resolution=TrainParams().resolution, tag_dim=5)  # features off
+    on = TrainParams(network={"condition_on_tags": False, "condition_on_features": True})
+    assert (network_config(on, TWO, 5, 7).tag_dim, network_config(on, TWO, 5, 7).feature_dim) == (0, 7)
 
 
 def test_channel_rule_matches_the_original() -> None:
@@ -488,9 +508,9 @@ def test_parameter_counts_of_the_original_configuration(capsys: pytest.CaptureFi
     assert count_parameters(model) == counts["encoder"] + counts["generator"] + 2 * counts["discriminator"]
 
 
-def test_config_dataclass_is_frozen() -> None:
+def test_config_is_frozen() -> None:
     config = small_config()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.resolution = 64  # type: ignore[misc]
 
 

@@ -1,9 +1,11 @@
 """The training loop on CPU: it learns, resumes exactly, runs under torch.distributed (gloo), stops on a
-non-finite loss, and refuses a checkpoint made with other network settings."""
+non-finite loss, refuses a checkpoint made with other network settings, and reads the files older versions
+wrote."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -12,27 +14,30 @@ import pytest
 import torch
 
 from core.params import TrainParams
-from tests.test_model_files import booby_trap
-from tests.test_training_data import write_dataset
+from tests.builders.datasets import write_dataset
+from tests.builders.models import VOCABULARY as MODEL_VOCABULARY
+from tests.builders.models import booby_trap
 from training.checkpoint import CheckpointError, load
+from training.conditioning import condition_vector
 from training.loop import NonFiniteLoss, RunPaths, growth, training_loop
 from training.model_file import load_model
 
 DOMAINS = ("human", "anime")
+# Files written by commit 6459e69 (before the network and loss options were declared once, in core/params.py);
+# tests/data/legacy_6459e69/README.md says how they were made.
+LEGACY = Path(__file__).parent / "data" / "legacy_6459e69"
 
 
-def tiny(**overrides) -> dict:
-    """A small, fast, deterministic configuration: 16 px, few channels, no worker processes."""
-    train = TrainParams(domains=DOMAINS).model_dump(mode="json")
-    train.update(resolution=16, batch_size=4, steps=6, num_workers=0, log_every=1, sample_every=3,
-                 checkpoint_every=3, samples=2, ema_half_life_images=50, precision="fp32", device="cpu")  # fmt: skip
-    train["network"].update(channel_base=128, channel_max=16, mbstd_group=2)
+def tiny(**overrides) -> TrainParams:
+    """A small, fast, deterministic configuration: 16 px, few channels, no worker processes. A dict given for
+    a section (network={"channel_max": 32}) updates that section's keys."""
+    train: dict = {"domains": DOMAINS, "resolution": 16, "batch_size": 4, "steps": 6, "num_workers": 0, "log_every": 1,
+                   "sample_every": 3, "checkpoint_every": 3, "samples": 2, "ema_half_life_images": 50,
+                   "precision": "fp32", "device": "cpu",
+                   "network": {"channel_base": 128, "channel_max": 16, "mbstd_group": 2}}  # fmt: skip
     for key, value in overrides.items():
-        if isinstance(value, dict):
-            train[key] = {**train[key], **value}
-        else:
-            train[key] = value
-    return train
+        train[key] = {**train.get(key, {}), **value} if isinstance(value, dict) else value
+    return TrainParams.model_validate(train)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +172,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank(rank: int, world: int, port: int, train: dict, datasets: dict, out: str) -> None:
+def _rank(rank: int, world: int, port: int, train: TrainParams, datasets: dict, out: str) -> None:
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -197,7 +202,7 @@ def test_two_processes_with_gloo_train_in_lockstep(tmp_path: Path, datasets) -> 
 def test_the_train_stage_names_a_wrong_domain_or_a_missing_dataset(tmp_path: Path) -> None:
     from core.params import ParamsError, load_params
     from flows.train import run_paths
-    from tests.conftest import write_params
+    from tests.builders.params import write_params
 
     source = {"source": {"kind": "folder", "path": "x"}}
     loaded = load_params(
@@ -229,3 +234,39 @@ def test_a_run_conditioned_on_reference_features_records_them_and_how_faces_were
         info.faces_of("human")
     moved = [p for p in model.generator.feature_embed.parameters()]
     assert moved and all(torch.isfinite(p).all() for p in moved)
+
+
+def test_a_model_file_written_by_6459e69_loads_and_translates_as_it_did() -> None:
+    """tests/builders/models.py tiny_model() as of 6459e69, and its translation of a fixed input then."""
+    model, info = load_model(LEGACY / "model.pt")
+    assert info.step == 1 and info.vocabulary == MODEL_VOCABULARY and info.config.domains == DOMAINS
+    assert (info.config.resolution, info.config.channel_base, info.config.channel_max) == (16, 64, 16)
+    image = torch.linspace(-1, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+    tags = condition_vector(info.config, info.vocabulary, 1, tags=["green hair", "smile"])
+    with torch.no_grad():
+        translation = model.translate(image, "human", "anime", tags)
+    torch.testing.assert_close(translation, torch.load(LEGACY / "translation.pt", weights_only=True))
+
+
+def test_a_checkpoint_written_by_6459e69_resumes(tmp_path: Path, datasets) -> None:
+    """The step-3 checkpoint of a 6-step run of these settings and datasets, killed, as 6459e69 wrote it:
+    it passes the compatibility checks, and the resumed run ends where an uninterrupted one does."""
+    settings = {"resolution": 8, "network": {"channel_max": 8}}  # 8 px and 8 channels: a 270 KB checkpoint
+    resumed = paths(tmp_path / "resumed", datasets)
+    resumed.checkpoint.parent.mkdir(parents=True)
+    shutil.copyfile(LEGACY / "checkpoint.pt", resumed.checkpoint)
+    assert load(resumed.checkpoint)["step"] == 3
+    training_loop(tiny(**settings), resumed)
+    straight = paths(tmp_path / "straight", datasets)
+    training_loop(tiny(**settings), straight)
+    a, b = load(straight.checkpoint), load(resumed.checkpoint)
+    assert a["step"] == b["step"] == 6 and a["network"] == b["network"] and a["vocabulary"] == b["vocabulary"]
+    # The optimisers went on from the checkpoint's state (a fresh start would count 3 steps, not 6) ...
+    assert {int(state["step"]) for opt in ("opt_g", "opt_d") for state in b[opt]["state"].values()} == {6}
+    # ... and the weights are the uninterrupted run's, bit for bit (the first three steps of this code are the
+    # ones 6459e69 took, on a CPU and torch that round as the ones that wrote the file: see its README).
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming the 6459e69 checkpoint"
+    rows = [line.split(",")[0] for line in resumed.history.read_text().splitlines()[1:]]
+    assert rows == ["4", "5", "6"]  # the legacy run's own rows were not shipped with it

@@ -35,11 +35,12 @@ import torch.distributed as dist
 
 from core.atomic import atomic_path
 from core.errors import UserError
+from core.params import NetworkOptions, TrainParams
 from training.checkpoint import FORMAT, check_compatible, load, save_atomic
 from training.data import PairedDomainBatches, make_loader
-from training.losses import LossConfig, TwinGANObjective
+from training.losses import TwinGANObjective
 from training.model_file import save_model
-from training.networks import NetworkConfig, TwinGAN, count_parameters
+from training.networks import NetworkConfig, TwinGAN, count_parameters, file_order
 from training.samples import save_png, translation_grid
 
 log = logging.getLogger("twingan.train")
@@ -71,13 +72,13 @@ class RunPaths:
         return self.checkpoint.with_name("samples.png")
 
 
-def network_config(
-    train: Mapping[str, Any], domains: tuple[str, ...], tag_dim: int, feature_dim: int = 0
-) -> NetworkConfig:
-    net = dict(train["network"])
-    on_tags, on_features = net.pop("condition_on_tags"), net.pop("condition_on_features", False)
-    return NetworkConfig(domains=domains, resolution=train["resolution"], tag_dim=tag_dim if on_tags else 0,
-                         feature_dim=feature_dim if on_features else 0, **net)  # fmt: skip
+def network_config(train: TrainParams, domains: tuple[str, ...], tag_dim: int, feature_dim: int = 0) -> NetworkConfig:
+    """The networks train.network asks for: its options, and a condition of the vocabulary's tags and the
+    datasets' reference features where its switches turn them on."""
+    net = train.network
+    options = net.model_dump(include=set(NetworkOptions.model_fields))
+    return NetworkConfig(domains=domains, resolution=train.resolution, tag_dim=tag_dim if net.condition_on_tags else 0,
+                         feature_dim=feature_dim if net.condition_on_features else 0, **options)  # fmt: skip
 
 
 def _with_defaults(network: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,18 +96,18 @@ def condition_of(batch: Mapping[str, Any]) -> Any:
     return batch["tags"]
 
 
-def growth(train: Mapping[str, Any], step: int) -> dict[str, Any]:
+def growth(train: TrainParams, step: int) -> dict[str, Any]:
     """Resolution and fade-in alpha at a step (PGGAN): each phase doubles the resolution; the first
     `fade_steps` of a phase blend the new top layers in linearly."""
-    growing = train["growing"]
-    if not growing["enabled"]:
+    growing = train.growing
+    if not growing.enabled:
         return {}
-    start, final = growing["start_resolution"], train["resolution"]
+    start, final = growing.start_resolution, train.resolution
     phases = int(math.log2(final // start))
-    phase = min(step // growing["phase_steps"], phases)
+    phase = min(step // growing.phase_steps, phases)
     resolution = start * 2**phase
-    into = step - phase * growing["phase_steps"]
-    alpha = 1.0 if phase == 0 or growing["fade_steps"] == 0 else min(1.0, into / growing["fade_steps"])
+    into = step - phase * growing.phase_steps
+    alpha = 1.0 if phase == 0 or growing.fade_steps == 0 else min(1.0, into / growing.fade_steps)
     return {"resolution": resolution, "alpha": alpha}
 
 
@@ -146,12 +147,12 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _ema_beta(train: Mapping[str, Any], images_seen: int, batch_images: int) -> float:
-    half_life = train["ema_half_life_images"]
+def _ema_beta(train: TrainParams, images_seen: int, batch_images: int) -> float:
+    half_life = train.ema_half_life_images
     if half_life <= 0:
         return 0.0
-    if train["ema_rampup"] > 0:
-        half_life = min(half_life, max(images_seen, 1) * train["ema_rampup"])
+    if train.ema_rampup > 0:
+        half_life = min(half_life, max(images_seen, 1) * train.ema_rampup)
     return 0.5 ** (batch_images / max(half_life, 1e-8))
 
 
@@ -257,41 +258,40 @@ def _fixed_inputs(dataset: PairedDomainBatches, count: int, device: torch.device
             for d, b in item["batches"].items()}  # fmt: skip
 
 
-def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int | None = None) -> dict[str, Any]:
-    """Train (or resume) to `train["steps"]`; `stop_after` ends early after that many steps of this call
+def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) to `train.steps`; `stop_after` ends early after that many steps of this call
     (tests use it to kill a run in the middle)."""
     world = _Distributed()
-    device = _device(train["device"])
+    device = _device(train.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    torch.manual_seed(train["seed"] + world.rank)
-    if train["deterministic"]:
+    torch.manual_seed(train.seed + world.rank)
+    if train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     domains = tuple(paths.datasets)
     dataset = PairedDomainBatches(
-        paths.datasets, batch_size=train["batch_size"], resolution=train["resolution"], seed=train["seed"],
-        hflip=train["hflip"], balanced=train["balanced"], shuffle_window=train["shuffle_window"], rank=world.rank,
-        world_size=world.world, features=train["network"].get("condition_on_features", False),
+        paths.datasets, batch_size=train.batch_size, resolution=train.resolution, seed=train.seed,
+        hflip=train.hflip, balanced=train.balanced, shuffle_window=train.shuffle_window, rank=world.rank,
+        world_size=world.world, features=train.network.condition_on_features,
     )  # fmt: skip
     vocabulary = list(dataset.vocabulary)
     net_config = network_config(train, domains, len(vocabulary), dataset.feature_dim)
-    loss_config = LossConfig.from_dict(train["loss"])
     model = TwinGAN(net_config).to(device)
-    memory_format = torch.channels_last if train["channels_last"] else torch.contiguous_format
+    memory_format = torch.channels_last if train.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    if train["compile"]:
+    if train.compile:
         # In place (Module.compile), so state_dict keys stay as they are. Not the discriminators: their
         # gradient penalties need double backward, which torch.compile does not support.
         model.encoder.compile()
         model.generator.compile()
     g_params, d_params = model.generator_parameters(), model.discriminator_parameters()
-    betas = tuple(train["betas"])
-    opt_g = torch.optim.Adam(g_params, lr=train["lr_g"], betas=betas)
-    opt_d = torch.optim.Adam(d_params, lr=train["lr_d"], betas=betas)
+    betas = train.betas
+    opt_g = torch.optim.Adam(g_params, lr=train.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(d_params, lr=train.lr_d, betas=betas)
 
     step = 0
     if paths.checkpoint.is_file():
@@ -303,7 +303,7 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
         ema.load_state_dict(saved["ema"])
         opt_g.load_state_dict(saved["opt_g"])
         opt_d.load_state_dict(saved["opt_d"])
-        for optimizer, lr in ((opt_g, train["lr_g"]), (opt_d, train["lr_d"])):  # params win over the checkpoint
+        for optimizer, lr in ((opt_g, train.lr_g), (opt_d, train.lr_d)):  # params win over the checkpoint
             for group in optimizer.param_groups:
                 group["lr"], group["betas"] = lr, betas
         step = int(saved["step"])
@@ -311,21 +311,26 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
     else:
         world.broadcast(model)
         ema.load_state_dict(model.state_dict())
-    if step >= train["steps"]:
-        log.info("already at step %d of %d: nothing to train", step, train["steps"])
+    if step >= train.steps:
+        log.info("already at step %d of %d: nothing to train", step, train.steps)
 
-    objective = TwinGANObjective(model, loss_config)
-    adversarial = loss_config.translation_gan > 0 or loss_config.recon_gan > 0  # else no D to train (autoencoder)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and train["precision"] == "bf16"
+    objective = TwinGANObjective(model, train.loss)
+    adversarial = train.loss.translation_gan > 0 or train.loss.recon_gan > 0  # else no D to train (autoencoder)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and train.precision == "bf16"
                 else nullcontext())  # fmt: skip
     g_step, d_step = _step_functions(objective, opt_g, opt_d, g_params, d_params, world, autocast, train)
     writer = world.rank == 0
     history = _History(paths, step, writer)
-    fixed = _fixed_inputs(dataset, train["samples"], device) if writer else {}
+    fixed = _fixed_inputs(dataset, train.samples, device) if writer else {}
     log.info("training %s at %d px: E+G %.2f M, D %.2f M parameters, batch %d x %d domains x %d ranks, on %s",
-             "/".join(domains), train["resolution"], count_parameters(model.encoder) / 1e6 +
+             "/".join(domains), train.resolution, count_parameters(model.encoder) / 1e6 +
              count_parameters(model.generator) / 1e6, count_parameters(model.discriminators) / 1e6,
-             train["batch_size"], len(domains), world.world, device)  # fmt: skip
+             train.batch_size, len(domains), world.world, device)  # fmt: skip
+
+    recorded = train.model_dump(mode="json")  # files hold plain data only: they are read with weights_only=True
+    recorded["network"] = file_order(
+        recorded["network"], ("channel_base", "channel_max", "condition_on_tags", "condition_on_features")
+    )
 
     def save_checkpoint(at: int) -> None:
         states = [torch.get_rng_state()]  # every rank's, so each resumes its own random stream
@@ -333,48 +338,48 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
             states = [None] * world.world
             dist.all_gather_object(states, torch.get_rng_state())
         if writer:
-            payload = {"format": FORMAT, "network": net_config.to_dict(), "loss": loss_config.to_dict(),
-                       "train": dict(train), "vocabulary": vocabulary, "step": at, "model": model.state_dict(),
+            payload = {"format": FORMAT, "network": net_config.to_dict(), "loss": train.loss.model_dump(),
+                       "train": recorded, "vocabulary": vocabulary, "step": at, "model": model.state_dict(),
                        "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                        "rng": {"torch": states}}  # fmt: skip
             save_atomic(payload, paths.checkpoint)
             history.flush()
 
-    started, images_per_step = time.perf_counter(), train["batch_size"] * len(domains) * world.world
+    started, images_per_step = time.perf_counter(), train.batch_size * len(domains) * world.world
     done_here, last_stats, tick, tick_step = 0, {}, time.perf_counter(), step
     loader = None
-    if step < train["steps"]:
+    if step < train.steps:
         dataset.start_step = step
-        loader = make_loader(dataset, num_workers=train["num_workers"])
+        loader = make_loader(dataset, num_workers=train.num_workers)
     batches_iter: Iterator[dict[str, Any]] = iter(loader) if loader is not None else iter(())
     if step > 0:  # after iter(): a DataLoader iterator draws its base seed from the global RNG
         torch.set_rng_state(saved["rng"]["torch"][world.rank % len(saved["rng"]["torch"])])
-    while step < train["steps"] and (stop_after is None or done_here < stop_after):
+    while step < train.steps and (stop_after is None or done_here < stop_after):
         item = next(batches_iter)
         if item["step"] != step:
             raise RuntimeError(f"the loader yielded step {item['step']} where {step} was expected")
         grow = growth(train, step)
-        batches = _grown(_to_device(item["batches"], device, train["channels_last"]), grow)
+        batches = _grown(_to_device(item["batches"], device, train.channels_last), grow)
         g_stats = g_step(batches, grow, step)
         d_stats = d_step(batches, grow, step) if adversarial else {}
         _update_ema(ema, model, _ema_beta(train, step * images_per_step, images_per_step))
         step += 1
         done_here += 1
         last_stats = {**g_stats, **d_stats}
-        if step % train["log_every"] == 0 or step == train["steps"]:
+        if step % train.log_every == 0 or step == train.steps:
             now = time.perf_counter()
             rate = (step - tick_step) * images_per_step / max(now - tick, 1e-9)
             tick, tick_step = now, step
             history.add(step, {**last_stats, "images_per_second": rate, **({"alpha": grow["alpha"]} if grow else {})})
-            log.info("step %d/%d  g %.4f  d %.4f  %.1f img/s", step, train["steps"], last_stats.get("g/total", 0.0),
+            log.info("step %d/%d  g %.4f  d %.4f  %.1f img/s", step, train.steps, last_stats.get("g/total", 0.0),
                      last_stats.get("d/total", 0.0), rate)  # fmt: skip
-        if writer and (step % train["sample_every"] == 0 or step == train["steps"]):
+        if writer and (step % train.sample_every == 0 or step == train.steps):
             picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
             save_png(picture, paths.working_samples)
             if paths.tensorboard is not None:
                 save_png(picture, paths.tensorboard / "samples" / f"step-{step:07d}.png")
             history.image(step, picture)
-        if step % train["checkpoint_every"] == 0 or step == train["steps"]:
+        if step % train.checkpoint_every == 0 or step == train.steps:
             save_checkpoint(step)
     del batches_iter, loader
     if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
@@ -382,12 +387,12 @@ def training_loop(train: Mapping[str, Any], paths: RunPaths, *, stop_after: int 
 
     metrics = {"step": step, "images_seen": step * images_per_step, "seconds": round(time.perf_counter() - started, 2),
                "weights_sha256": _digest(model), **{k: round(v, 6) for k, v in last_stats.items()}}  # fmt: skip
-    if writer and step >= train["steps"]:
+    if writer and step >= train.steps:
         if not paths.working_samples.is_file():  # e.g. a finished run resumed: the grid of its final weights
             grow = growth(train, step)
             picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
             save_png(picture, paths.working_samples)
-        save_model(paths.model, ema, vocabulary=vocabulary, step=step, faces=dataset.faces, train=train)
+        save_model(paths.model, ema, vocabulary=vocabulary, step=step, faces=dataset.faces, train=recorded)
         paths.metrics.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -22,32 +22,32 @@ Deliberate differences from the original, each documented where it happens:
 - Translation terms are averaged over the targets of each source (divided by n - 1), so that a third domain
   does not multiply their weight; with two domains this is exactly the original's sum.
 
+The weights and kinds are `core.params.LossParams` (train.loss), validated once when params.yaml is loaded.
+
 Losses are computed in float32 whatever the dtype of the model's outputs (bf16 autocast included): a bf16
 mean over a batch of softplus values, or a squared gradient norm, loses the precision the optimiser needs.
-Only torch and the standard library are imported: this module runs on GPU machines without the data stack.
+Only torch, the standard library and core.params (pydantic) are imported: this module runs on GPU machines
+without the data stack.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ADVERSARIAL_KINDS = ("nonsaturating", "hinge")
-GRADIENT_PENALTIES = ("dragan", "r1", "none")
+from core.params import LossParams
+
+ADVERSARIAL_KINDS: tuple[str, ...] = get_args(LossParams.model_fields["adversarial"].annotation)
+GRADIENT_PENALTIES: tuple[str, ...] = get_args(LossParams.model_fields["gradient_penalty"].annotation)
 
 # Images are in [-1, 1]; the original's were in [0, 1]. |x - y| in [-1, 1] is twice |x - y| in [0, 1], so pixel
 # L1 losses are halved to keep the original's weights (recon_l1 = 1.0) at the original's strength relative to
 # the GAN terms, whose values do not depend on the pixel range.
 PIXEL_L1_SCALE = 0.5
-
-_NON_NEGATIVE = ("recon_l1", "recon_gan", "translation_gan", "semantic", "cycle", "gp_weight", "dragan_scale")
-_GENERATOR_WEIGHTS = ("recon_l1", "recon_gan", "translation_gan", "semantic", "cycle")
 
 
 class TwinGANModel(Protocol):
@@ -66,57 +66,6 @@ class TwinGANModel(Protocol):
     ) -> Tensor: ...
 
     def discriminate(self, image: Tensor, domain: str, tags: Tensor | None = None, **grow: Any) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights and kinds of the Twin-GAN losses. The defaults are the original's reference run.
-
-    A weight of 0 removes its term and the computation only it needs (cycle=0 skips the decode back,
-    semantic=0 and cycle=0 together skip re-encoding the translations).
-    """
-
-    recon_l1: float = 1.0  # same-domain reconstruction L1 (the original's l_cyc_weight)
-    recon_gan: float = 1.0  # GAN loss on reconstructions (the original added it when the train size >= 64)
-    translation_gan: float = 1.0  # cross-domain GAN on translations, all ordered pairs of domains
-    semantic: float = 0.1  # L1 between E(x) and E(translation of x) (the original's l_content_weight)
-    cycle: float = 0.0  # optional pixel cycle x -> other domain -> back, L1; 0 = off (the original had none)
-    adversarial: str = "nonsaturating"  # "nonsaturating" (the original: sigmoid BCE) | "hinge"
-    gradient_penalty: str = "dragan"  # "dragan" (the original) | "r1" | "none"
-    gp_weight: float = 0.25  # DRAGAN lambda (the original's 0.25); for R1 this is gamma (e.g. 10)
-    dragan_scale: float = 0.5  # perturbation = dragan_scale * std(x) * U[-1, 1]
-    gp_every: int = 1  # lazy regularisation (StyleGAN2): the penalty every N D steps, scaled by N
-
-    def __post_init__(self) -> None:
-        for name in _NON_NEGATIVE:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"loss setting {name} must be a finite number >= 0, got {value!r}")
-            object.__setattr__(self, name, float(value))  # ints from YAML round-trip as floats
-        if self.adversarial not in ADVERSARIAL_KINDS:
-            raise ValueError(
-                f"loss setting adversarial={self.adversarial!r}: not one of {', '.join(ADVERSARIAL_KINDS)}"
-            )
-        if self.gradient_penalty not in GRADIENT_PENALTIES:
-            raise ValueError(
-                f"loss setting gradient_penalty={self.gradient_penalty!r}: not one of {', '.join(GRADIENT_PENALTIES)}"
-            )
-        if isinstance(self.gp_every, bool) or not isinstance(self.gp_every, int) or self.gp_every < 1:
-            raise ValueError(f"loss setting gp_every must be an integer >= 1, got {self.gp_every!r}")
-        if not any(getattr(self, name) > 0 for name in _GENERATOR_WEIGHTS):
-            raise ValueError(f"at least one of {', '.join(_GENERATOR_WEIGHTS)} must be > 0: the generator has no loss")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LossConfig:
-        """Missing keys take their defaults; unknown keys are an error (a typo must not silently use a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown loss settings: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**data)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -238,10 +187,10 @@ class TwinGANObjective:
     """
 
     def __init__(
-        self, model: TwinGANModel, config: LossConfig | None = None, *, generator: torch.Generator | None = None
+        self, model: TwinGANModel, config: LossParams | None = None, *, generator: torch.Generator | None = None
     ) -> None:
         self.model = model
-        self.config = config if config is not None else LossConfig()
+        self.config = config if config is not None else LossParams()
         self.generator = generator  # for DRAGAN's random perturbation; None = torch's global RNG
         self.last_fakes: dict[tuple[str, str], Tensor] = {}
         self.last_recons: dict[str, Tensor] = {}

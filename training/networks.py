@@ -24,16 +24,17 @@ construction argument, so a checkpoint that stores `config.to_dict()` rebuilds i
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
+
+from core.params import NetworkOptions, Resolution
 
 __all__ = [
     "Discriminator",
@@ -54,87 +55,60 @@ DomainArg = int | str | Tensor
 """A domain: its index, its name, or a LongTensor (B,) of indices (one per sample, domains may be mixed)."""
 
 LRELU_SLOPE = 0.2
-NORM_KINDS = ("instance", "batch")
+NORM_KINDS: tuple[str, ...] = get_args(NetworkOptions.model_fields["norm"].annotation)
 _MIN_CHANNELS = 8
-_MIN_RESOLUTION, _MAX_RESOLUTION = 8, 1024
 
 
-def _is_power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
+# The leading keys of a file's `network` dict, as files have always had them (see `file_order`).
+FILE_ORDER = ("domains", "resolution", "channel_base", "channel_max", "tag_dim", "feature_dim")
 
 
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Everything needed to rebuild the networks; stored in checkpoints (`to_dict` / `from_dict`)."""
+class NetworkConfig(NetworkOptions):
+    """Everything needed to rebuild the networks; stored in checkpoints and model files (`to_dict` / `from_dict`).
+
+    The options (channel widths, norm, skips, ...) and their defaults are `core.params.NetworkOptions`, declared
+    once for params.yaml and for the networks; what training derives is added here.
+    """
 
     domains: tuple[str, ...]
-    resolution: int
-    channel_base: int = 4096
-    channel_max: int = 256
-    tag_dim: int = 0
-    feature_dim: int = 0
-    feature_embed_dim: int = 64
-    norm: str = "instance"
-    unet_skips: bool = True
-    max_skip_resolution: int = 0
-    equalized_lr: bool = True
-    pixel_norm: bool = True
-    d_spectral_norm: bool = False
-    d_projection: bool = False
-    mbstd_group: int = 4
+    resolution: Resolution
+    tag_dim: Annotated[int, Field(ge=0)] = 0  # named tags in the condition (0: no tags)
+    feature_dim: Annotated[int, Field(ge=0)] = 0  # reference features after them (0: none)
 
-    def __post_init__(self) -> None:
-        # A config read back from JSON or YAML has a list here; a tuple keeps the dataclass hashable and frozen.
-        if isinstance(self.domains, str) or not isinstance(self.domains, tuple | list):
-            raise ValueError(f"domains must be a sequence of names, got {self.domains!r}")
-        object.__setattr__(self, "domains", tuple(self.domains))
-        if not self.domains:
+    @field_validator("domains")
+    @classmethod
+    def _domain_names(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        if not domains:
             raise ValueError("domains must name at least one domain")
-        for name in self.domains:
+        for name in domains:
             # A dot would break state_dict keys (the discriminators are keyed by domain name).
-            if not isinstance(name, str) or not name or "." in name:
+            if not name or "." in name:
                 raise ValueError(f"a domain name must be a non-empty string without '.', got {name!r}")
-        if len(set(self.domains)) != len(self.domains):
-            raise ValueError(f"domain names must be unique, got {self.domains}")
-        if not _is_power_of_two(self.resolution) or not _MIN_RESOLUTION <= self.resolution <= _MAX_RESOLUTION:
-            raise ValueError(
-                f"resolution must be a power of two in {_MIN_RESOLUTION}..{_MAX_RESOLUTION}, got {self.resolution}"
-            )
-        if self.channel_base < 1 or self.channel_max < 1:
-            raise ValueError("channel_base and channel_max must be positive")
-        if self.tag_dim < 0:
-            raise ValueError(f"tag_dim must be >= 0, got {self.tag_dim}")
-        if self.feature_dim < 0 or self.feature_embed_dim < 1:
-            raise ValueError(
-                f"feature_dim must be >= 0 and feature_embed_dim >= 1, got {self.feature_dim}, {self.feature_embed_dim}"
-            )
-        if self.norm not in NORM_KINDS:
-            raise ValueError(f"norm must be one of {NORM_KINDS}, got {self.norm!r}")
-        if self.max_skip_resolution < 0:
-            raise ValueError(f"max_skip_resolution must be >= 0 (0 = every resolution), got {self.max_skip_resolution}")
+        if len(set(domains)) != len(domains):
+            raise ValueError(f"domain names must be unique, got {domains}")
+        return domains
+
+    @model_validator(mode="after")
+    def _projection_needs_a_condition(self) -> NetworkConfig:
         if self.d_projection and self.condition_dim == 0:
             raise ValueError("d_projection needs a condition: set tag_dim or feature_dim > 0")
-        if self.mbstd_group < 1:
-            raise ValueError(f"mbstd_group must be >= 1, got {self.mbstd_group}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types only (domains as a list), so the dict survives JSON, YAML and `torch.load(weights_only=True)`."""
-        d = dataclasses.asdict(self)
-        d["domains"] = list(self.domains)
-        return d
+        """Plain types only (domains as a list), so the dict survives JSON, YAML and `torch.load(weights_only=True)`;
+        keys in the order model files have always had (`file_order`), so equal weights give equal bytes."""
+        return file_order(self.model_dump(mode="json"), FILE_ORDER)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NetworkConfig:
         """Rebuild from `to_dict`. Unknown keys are errors, not ignored: a typo must not silently use a default."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(fields))
+        unknown = sorted(set(d) - set(cls.model_fields))
         if unknown:
             raise ValueError(f"unknown NetworkConfig key(s): {', '.join(unknown)}")
-        required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
-        missing = [n for n in required if n not in d]
+        missing = [name for name, field in cls.model_fields.items() if field.is_required() and name not in d]
         if missing:
             raise ValueError(f"missing NetworkConfig key(s): {', '.join(missing)}")
-        return cls(**dict(d))
+        return cls.model_validate(dict(d))
 
     @property
     def condition_dim(self) -> int:
@@ -669,3 +643,10 @@ class TwinGAN(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def file_order(options: Mapping[str, Any], first: Sequence[str]) -> dict[str, Any]:
+    """`options` with the keys `first` leading, in that order: the order checkpoints and model files had
+    before the options were declared once (core/params.py NetworkOptions now lists its own first), kept so
+    that files stay byte-identical for identical weights and settings."""
+    return {**{key: options[key] for key in first if key in options}, **options}
