@@ -20,9 +20,6 @@ configure_environment(REPO)
 
 import pytest  # noqa: E402
 
-# Re-exported: tests/test_train.py and tests/test_scrape_crawl.py still import write_params and REPO from here.
-from tests.builders.params import write_params  # noqa: E402, F401
-
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 
 
