@@ -4,8 +4,7 @@ Every stage goes through `load_params`, so a typo in a key, a wrong type or a mi
 run before any work starts, with a message that names the key path the user has to fix
 (`domains.cat.source.path: no such folder ...`). Stages then read only their own section, the one
 `dvc.yaml` lists under `params:` for them, so DVC re-runs exactly the stages whose knobs changed.
-
-Later stages (faces, tags, dataset, train) add their own sections and per-domain fields here.
+Each section and each option is declared here once, with its default; the stages receive them typed.
 """
 
 from __future__ import annotations
@@ -242,7 +241,7 @@ class DatasetParams(_Section):
     near_duplicate_distance: Annotated[int, Field(ge=-1, le=32)] = 8  # pHash bits; -1 keeps every face
     near_duplicate_colour_distance: Annotated[float, Field(ge=0)] = 12.0  # mean CIELAB distance of 4x4 thumbnails
     min_source_size: Annotated[float, Field(ge=0)] = 48.0  # face side in source pixels before upscaling
-    min_sharpness: Annotated[float, Field(ge=0)] = 30.0  # variance of the Laplacian at 128 px (real photos: median 360)
+    min_sharpness: Annotated[float, Field(ge=0)] = 30.0  # variance of the Laplacian at 128 px
     min_brightness: Annotated[float, Field(ge=0, le=255)] = 20.0
     max_brightness: Annotated[float, Field(ge=0, le=255)] = 245.0
     max_aspect: Annotated[float, Field(ge=1)] = 2.5  # of the detector's box
@@ -250,8 +249,8 @@ class DatasetParams(_Section):
     max_weight: Annotated[float, Field(ge=1)] = 10.0
     shard_rows: Annotated[int, Field(ge=1)] = 4096
     row_group_rows: Annotated[int, Field(ge=1, le=65536)] = 64  # the loader's unit of work
-    # Pixel shards uncompressed by default: the loader reads them 1.6-2x faster than zstd (each worker
-    # decompresses whole row groups); zstd saves 24% on photos and 80% on drawings (benchmarks/loader.py).
+    # Pixel shards uncompressed by default: the loader reads them faster than zstd (each worker decompresses
+    # whole row groups), at the cost of disk (benchmarks/README.md, loader).
     compression: Literal["none", "lz4", "zstd"] = "none"
     contact_sheet: Annotated[int, Field(ge=1, le=400)] = 48
     executor: ExecutorParams = ExecutorParams(kind="thread", chunk_size=256)
