@@ -258,10 +258,23 @@ def _fixed_inputs(dataset: PairedDomainBatches, count: int, device: torch.device
             for d, b in item["batches"].items()}  # fmt: skip
 
 
-def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None = None) -> dict[str, Any]:
-    """Train (or resume) to `train.steps`; `stop_after` ends early after that many steps of this call
-    (tests use it to kill a run in the middle)."""
-    world = _Distributed()
+@dataclass
+class _Run:
+    """What one training run holds: the data, the networks, their EMA and optimisers."""
+
+    dataset: PairedDomainBatches
+    vocabulary: list[str]
+    net_config: NetworkConfig
+    model: TwinGAN
+    ema: TwinGAN
+    g_params: list[torch.nn.Parameter]
+    d_params: list[torch.nn.Parameter]
+    opt_g: torch.optim.Adam
+    opt_d: torch.optim.Adam
+
+
+def _prepare_device(train: TrainParams, world: _Distributed) -> torch.device:
+    """The device, the seed of this rank, and the determinism the params ask for."""
     device = _device(train.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -271,14 +284,17 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    domains = tuple(paths.datasets)
+    return device
+
+
+def _build(train: TrainParams, paths: RunPaths, world: _Distributed, device: torch.device) -> _Run:
     dataset = PairedDomainBatches(
         paths.datasets, batch_size=train.batch_size, resolution=train.resolution, seed=train.seed,
         hflip=train.hflip, balanced=train.balanced, shuffle_window=train.shuffle_window, rank=world.rank,
         world_size=world.world, features=train.network.condition_on_features,
     )  # fmt: skip
     vocabulary = list(dataset.vocabulary)
-    net_config = network_config(train, domains, len(vocabulary), dataset.feature_dim)
+    net_config = network_config(train, tuple(paths.datasets), len(vocabulary), dataset.feature_dim)
     model = TwinGAN(net_config).to(device)
     memory_format = torch.channels_last if train.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -289,28 +305,53 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
         model.encoder.compile()
         model.generator.compile()
     g_params, d_params = model.generator_parameters(), model.discriminator_parameters()
-    betas = train.betas
-    opt_g = torch.optim.Adam(g_params, lr=train.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(d_params, lr=train.lr_d, betas=betas)
+    opt_g = torch.optim.Adam(g_params, lr=train.lr_g, betas=train.betas)
+    opt_d = torch.optim.Adam(d_params, lr=train.lr_d, betas=train.betas)
+    return _Run(dataset, vocabulary, net_config, model, ema, g_params, d_params, opt_g, opt_d)
 
-    step = 0
-    if paths.checkpoint.is_file():
-        saved = load(paths.checkpoint)
-        # Through NetworkConfig: keys a newer version added take their defaults (the network an older file made).
-        check_compatible(paths.checkpoint, _with_defaults(saved["network"]), net_config.to_dict(), "network")
-        check_compatible(paths.checkpoint, {"vocabulary": saved["vocabulary"]}, {"vocabulary": vocabulary}, "tag")
-        model.load_state_dict(saved["model"])
-        ema.load_state_dict(saved["ema"])
-        opt_g.load_state_dict(saved["opt_g"])
-        opt_d.load_state_dict(saved["opt_d"])
-        for optimizer, lr in ((opt_g, train.lr_g), (opt_d, train.lr_d)):  # params win over the checkpoint
-            for group in optimizer.param_groups:
-                group["lr"], group["betas"] = lr, betas
-        step = int(saved["step"])
-        log.info("resumed from %s at step %d", paths.checkpoint, step)
-    else:
-        world.broadcast(model)
-        ema.load_state_dict(model.state_dict())
+
+def _resume(run: _Run, train: TrainParams, paths: RunPaths, world: _Distributed) -> tuple[int, dict[str, Any] | None]:
+    """The step to continue from and the checkpoint's payload (None for a new run, whose weights every rank
+    then takes from rank 0)."""
+    if not paths.checkpoint.is_file():
+        world.broadcast(run.model)
+        run.ema.load_state_dict(run.model.state_dict())
+        return 0, None
+    saved = load(paths.checkpoint)
+    # Through NetworkConfig: keys a newer version added take their defaults (the network an older file made).
+    check_compatible(paths.checkpoint, _with_defaults(saved["network"]), run.net_config.to_dict(), "network")
+    check_compatible(paths.checkpoint, {"vocabulary": saved["vocabulary"]}, {"vocabulary": run.vocabulary}, "tag")
+    run.model.load_state_dict(saved["model"])
+    run.ema.load_state_dict(saved["ema"])
+    run.opt_g.load_state_dict(saved["opt_g"])
+    run.opt_d.load_state_dict(saved["opt_d"])
+    for optimizer, lr in ((run.opt_g, train.lr_g), (run.opt_d, train.lr_d)):  # params win over the checkpoint
+        for group in optimizer.param_groups:
+            group["lr"], group["betas"] = lr, train.betas
+    step = int(saved["step"])
+    log.info("resumed from %s at step %d", paths.checkpoint, step)
+    return step, saved
+
+
+def _recorded(train: TrainParams) -> dict[str, Any]:
+    """The train params as files hold them: plain data only (they are read with weights_only=True)."""
+    recorded = train.model_dump(mode="json")
+    recorded["network"] = file_order(
+        recorded["network"], ("channel_base", "channel_max", "condition_on_tags", "condition_on_features")
+    )
+    return recorded
+
+
+def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) to `train.steps`; `stop_after` ends early after that many steps of this call
+    (tests use it to kill a run in the middle)."""
+    world = _Distributed()
+    device = _prepare_device(train, world)
+    domains = tuple(paths.datasets)
+    run = _build(train, paths, world, device)
+    dataset, vocabulary, net_config = run.dataset, run.vocabulary, run.net_config
+    model, ema, opt_g, opt_d = run.model, run.ema, run.opt_g, run.opt_d
+    step, saved = _resume(run, train, paths, world)
     if step >= train.steps:
         log.info("already at step %d of %d: nothing to train", step, train.steps)
 
@@ -318,7 +359,7 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
     adversarial = train.loss.translation_gan > 0 or train.loss.recon_gan > 0  # else no D to train (autoencoder)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and train.precision == "bf16"
                 else nullcontext())  # fmt: skip
-    g_step, d_step = _step_functions(objective, opt_g, opt_d, g_params, d_params, world, autocast, train)
+    g_step, d_step = _step_functions(objective, opt_g, opt_d, run.g_params, run.d_params, world, autocast, train)
     writer = world.rank == 0
     history = _History(paths, step, writer)
     fixed = _fixed_inputs(dataset, train.samples, device) if writer else {}
@@ -327,10 +368,7 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
              count_parameters(model.generator) / 1e6, count_parameters(model.discriminators) / 1e6,
              train.batch_size, len(domains), world.world, device)  # fmt: skip
 
-    recorded = train.model_dump(mode="json")  # files hold plain data only: they are read with weights_only=True
-    recorded["network"] = file_order(
-        recorded["network"], ("channel_base", "channel_max", "condition_on_tags", "condition_on_features")
-    )
+    recorded = _recorded(train)
 
     def save_checkpoint(at: int) -> None:
         states = [torch.get_rng_state()]  # every rank's, so each resumes its own random stream
@@ -392,16 +430,23 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
             grow = growth(train, step)
             picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
             save_png(picture, paths.working_samples)
-        save_model(paths.model, ema, vocabulary=vocabulary, step=step, faces=dataset.faces, train=recorded)
-        paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-        tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        tmp.replace(paths.metrics)
-        history.flush()
-        history.flush(paths.history)  # the run's plots, published with its model and metrics
-        with atomic_path(paths.samples) as published:
-            shutil.copyfile(paths.working_samples, published)
+        _publish(run, paths, recorded, metrics, history, step)
     return metrics
+
+
+def _publish(
+    run: _Run, paths: RunPaths, recorded: dict[str, Any], metrics: dict[str, Any], history: _History, step: int
+) -> None:
+    """A finished run's outputs, each atomically: the model file, the metrics, and its plots."""
+    save_model(paths.model, run.ema, vocabulary=run.vocabulary, step=step, faces=run.dataset.faces, train=recorded)
+    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+    tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    tmp.replace(paths.metrics)
+    history.flush()
+    history.flush(paths.history)  # the run's plots, published with its model and metrics
+    with atomic_path(paths.samples) as published:
+        shutil.copyfile(paths.working_samples, published)
 
 
 def _digest(model: torch.nn.Module) -> str:
