@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from core.errors import UsageError
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`; a CUDA device that is not there is
-    an error that says so, rather than a crash deep inside torch."""
+    """`auto` (CUDA when available: the GPU of this process's LOCAL_RANK; else CPU), `cpu`, `cuda` or
+    `cuda:N`; a CUDA device that is not there is an error that says so, rather than a crash deep in torch."""
     if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        # Under torchrun each process takes the GPU of its local rank; alone, the first.
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device {str(name)!r}: this machine has no CUDA device (torch {torch.__version__}); use cpu")

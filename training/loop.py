@@ -20,7 +20,6 @@ import csv
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from core.atomic import atomic_path
+from core.devices import resolve_device
 from core.errors import UserError
 from core.params import NetworkOptions, TrainParams
 from training.checkpoint import FORMAT, check_compatible, load, save_atomic
@@ -136,15 +136,6 @@ class _Distributed:
             size = grad.numel()
             parameter.grad = flat[offset : offset + size].view_as(parameter)
             offset += size
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            return torch.device(f"cuda:{local}")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def _ema_beta(train: TrainParams, images_seen: int, batch_images: int) -> float:
@@ -275,7 +266,7 @@ class _Run:
 
 def _prepare_device(train: TrainParams, world: _Distributed) -> torch.device:
     """The device, the seed of this rank, and the determinism the params ask for."""
-    device = _device(train.device)
+    device = resolve_device(train.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.manual_seed(train.seed + world.rank)
