@@ -168,3 +168,64 @@ def test_a_users_api_url_is_used_and_nothing_is_started(monkeypatch: pytest.Monk
     monkeypatch.setattr(api_server.LocalApiServer, "start", lambda *a, **k: pytest.fail("started a server"))
     with api_server.local_api() as url:
         assert url == "http://127.0.0.1:9/api"
+
+
+STAGE_SCRIPT = textwrap.dedent(
+    """
+    from core.environment import configure_environment
+    configure_environment()
+    from core.api_server import local_api
+    import os
+    with local_api() as url:
+        print(url, flush=True)
+    """
+)
+FAKE_DVC = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    stage = sys.argv[2]
+    for _ in range(3):  # three stages, each its own process under a shell, as dvc runs them
+        subprocess.run(["sh", "-c", f"{sys.executable} {stage}"], check=True)
+    print("done", flush=True)
+    time.sleep(float(sys.argv[3]))
+    """
+)
+
+
+def test_the_stages_of_one_dvc_run_share_one_server_that_ends_with_the_run(tmp_path: Path) -> None:
+    """`dvc repro` runs each stage in a process of its own: the first starts the run's server, the others
+    find it, and it exits when dvc does."""
+    (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
+    fake = tmp_path / "bin" / "dvc"  # a process whose argv reads `.../dvc repro`, as the real one's does
+    fake.parent.mkdir()
+    fake.write_text(FAKE_DVC)
+    env = dict(os.environ, PREFECT_HOME=str(REPO / ".prefect" / f"pytest-run-{os.getpid()}"), PYTHONPATH=str(REPO))
+    env.pop("PREFECT_API_URL", None)
+    env.pop("TWINGAN_PREFECT_SERVER", None)
+    run = subprocess.Popen([sys.executable, str(fake), "repro", str(tmp_path / "stage.py"), "600"], cwd=REPO,
+                           env=env, stdout=subprocess.PIPE)  # fmt: skip
+    assert run.stdout is not None
+    urls = [run.stdout.readline().decode().strip() for _ in range(3)]
+    assert run.stdout.readline().strip() == b"done"
+    assert len(set(urls)) == 1 and urls[0].startswith("http://127.0.0.1:"), urls
+    servers = [p for p in psutil.process_iter(["cmdline"]) if "core.api_server" in " ".join(p.info["cmdline"] or [])
+               and f"--watch {run.pid}" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+    assert len(servers) == 1, "one server for the whole run"
+    run.kill()  # the run ends, however it ends: its server goes with it
+    run.wait()
+    _wait_for(lambda: not _alive(servers), 20, f"the run's server to exit: {_alive(servers)}")
+    assert not list((Path(env["PREFECT_HOME"]) / "servers").glob("dvc-*.json")), "its record is gone too"
+
+
+def test_every_stage_has_its_own_server_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_DVC)
+    env = dict(os.environ, PREFECT_HOME=str(REPO / ".prefect" / f"pytest-run-{os.getpid()}"), PYTHONPATH=str(REPO),
+               TWINGAN_PREFECT_SERVER="stage")  # fmt: skip
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, str(fake), "repro", str(tmp_path / "stage.py"), "0"], cwd=REPO, env=env,
+                          capture_output=True, check=True, timeout=300)  # fmt: skip
+    urls = done.stdout.decode().split()[:3]
+    assert len(set(urls)) == 3, urls
