@@ -1,7 +1,7 @@
 """The environment every stage runs Prefect (and DVC) in: local, offline, quiet.
 
-A stage's flows talk to a local Prefect API server that the stage starts and that ends with it, even
-when the stage is killed (core/api_server.py). Its home is `.prefect/` in the project so the database
+A stage's flows talk to a local Prefect API server, one per `dvc repro`, that never outlives the run
+(core/api_server.py). Its home is `.prefect/` in the project so the database
 is migrated once, not per run. Telemetry of Prefect, DVC and Gradio is switched off, since these
 machines may have no route out and users should not be tracked by default.
 Every value is only a default: set the variable yourself (for example `PREFECT_API_URL` of a running
