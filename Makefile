@@ -24,7 +24,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/twingan report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

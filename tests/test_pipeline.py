@@ -14,6 +14,7 @@ from tests.builders import images as fx
 from tests.builders.repo import REPO, copy_repo, dvc, ran, twingan
 
 pytestmark = pytest.mark.slow
+DOMAINS = ("human", "anime", "cat")
 
 
 def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path: Path) -> None:
@@ -67,6 +68,12 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     assert human["rejects"]["corrupt"] == 1 and human["rejects"]["duplicate"] == 1
     shown = json.loads(dvc(root, "metrics", "show", "--json"))
     assert any("metrics/ingest/human.json" in json.dumps(entry) for entry in shown.values())
+
+    # What make demo prints at the end: every stage's row, and one page with every picture the stages wrote.
+    summary = twingan(root, "report")
+    assert all(f"{stage}@{d}" in summary for stage in ("ingest", "faces", "tags", "dataset") for d in DOMAINS)
+    assert "step 40" in summary and "plots/report.html" in summary and "not run yet" not in summary
+    assert (root / "plots/report.html").read_text().count('<img src="data:image/png;base64,') == 14
 
     second = dvc(root, "repro")
     assert ran(second) == [], second

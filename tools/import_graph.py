@@ -20,7 +20,7 @@ DOC = ROOT / "docs" / "architecture.md"
 FLOORS = [
     ("twingan",),
     ("flows",),
-    ("inference", "evaluation"),
+    ("inference", "evaluation", "reporting"),
     ("training", "scraping"),
     ("preprocessing",),
     ("core",),

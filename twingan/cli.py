@@ -45,7 +45,8 @@ def _setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(show_path=False, show_time=False, console=_stderr_console())],
         force=True,
     )
-    for name in ("twingan", "flows", "core", "inference", "evaluation", "preprocessing", "scraping", "training"):
+    packages = "twingan flows inference evaluation reporting training scraping preprocessing core"
+    for name in packages.split():
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -330,6 +331,27 @@ def export(
         f"max |exported - eager| = {report.max_abs_diff:.2e} on a random batch of {report.check_batch} "
         f"(tolerance {report.tolerance:g})"
     )
+
+
+@app.command()
+def report(
+    params: ParamsOption = Path("params.yaml"),
+    html: Annotated[
+        Path | None, typer.Option("--html", help="The page to write (default: plots/report.html beside params).")
+    ] = None,
+    picture: Annotated[
+        Path | None,
+        typer.Option("--picture", help="Also draw the README's picture there, e.g. docs/images/pipeline.png."),
+    ] = None,
+) -> None:
+    """What the last `dvc repro` produced: per stage what it read, kept and dropped (and why), the model's
+    metrics, the pictures to open, and one self-contained HTML page with all of them (reporting/)."""
+    from rich.console import Console
+
+    from reporting.report import report as write_report
+
+    with _reported():
+        write_report(load_params(params), Console(), html, picture)
 
 
 @app.command()
