@@ -180,15 +180,40 @@ def train(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def fetch(
-    model: Annotated[str, typer.Argument(help="What to download: illust2vec.")],
-    dest: Annotated[Path, typer.Option("--dest", help="Folder to write the files into.")] = Path("models/illust2vec"),
+    model: Annotated[
+        str | None, typer.Argument(help="What to download: illust2vec or a detector's weights (see --list).")
+    ] = None,
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            "--dest",
+            help="Folder to write into (default: models/illust2vec; for detectors the weights dir, "
+            "$TWINGAN_DETECTOR_WEIGHTS or models/detectors, which gets <model>/).",
+        ),
+    ] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror of the release.")] = None,
+    accept_no_licence: Annotated[
+        bool, typer.Option("--accept-no-licence", help="Fetch weights whose source states no licence.")
+    ] = False,
+    list_models: Annotated[bool, typer.Option("--list", help="List what can be fetched, with licences.")] = False,
 ) -> None:
-    """Download released model files, checking SHA-256 (twingan/fetch.py). Needs the network."""
-    from twingan.fetch import fetch_release
+    """Download released model files, checking SHA-256 against pins (twingan/fetch.py). Needs the network;
+    nothing else in the project downloads."""
+    from twingan.fetch import RELEASES, describe_models, fetch_detector_weights, fetch_release
 
     with _reported():
-        for path in fetch_release(model, dest, base_url=base_url):
+        if list_models or model is None:
+            for line in describe_models():
+                typer.echo(line)
+            return
+        if model in RELEASES:
+            paths = fetch_release(model, dest or Path("models/illust2vec"), base_url=base_url)
+        else:
+            paths = fetch_detector_weights(model, dest, base_url=base_url, accept_no_licence=accept_no_licence)
+            from preprocessing.faces.weights import MODELS, licence_text
+
+            typer.echo(f"{model}: licence: {licence_text(MODELS[model])} ({MODELS[model].source})")
+        for path in paths:
             typer.echo(str(path))
 
 

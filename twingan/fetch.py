@@ -73,9 +73,11 @@ def read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def _download(url: str, target: Path, timeout: float) -> str:
-    """Stream `url` into `target` (atomically) and return its SHA-256."""
+def _download(url: str, target: Path, timeout: float, max_bytes: int | None = None) -> str:
+    """Stream `url` into `target` (atomically) and return its SHA-256; more than `max_bytes` is refused
+    before it fills the disk."""
     digest = hashlib.sha256()
+    size = 0
     try:
         with (
             urllib.request.urlopen(url, timeout=timeout) as response,
@@ -83,6 +85,9 @@ def _download(url: str, target: Path, timeout: float) -> str:
             tmp.open("wb") as out,
         ):
             while chunk := response.read(CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise FetchError(f"{url}: larger than the pinned {max_bytes:,} bytes; nothing written")
                 digest.update(chunk)
                 out.write(chunk)
     except (urllib.error.URLError, TimeoutError, OSError) as error:
@@ -133,3 +138,67 @@ def fetch_release(name: str, dest: Path, *, base_url: str | None = None, timeout
         lines = "".join(f"{sha}  {file}\n" for file, sha in sorted(merged.items()))
         write_bytes_atomic(sums_path, lines.encode())
     return written
+
+
+def fetch_detector_weights(
+    model: str,
+    root: Path | None = None,
+    *,
+    base_url: str | None = None,
+    accept_no_licence: bool = False,
+    timeout: float = 60.0,
+) -> list[Path]:
+    """Download a detector's pinned weights into `<root>/<model>/` (root: the weights dir the detectors read,
+    preprocessing/faces/weights.py). `base_url` is a mirror holding `<model>/<file>`. A model whose source
+    states no licence is fetched only with `accept_no_licence`. Files already there with the pinned bytes
+    are not downloaded again; a file whose bytes differ from its pin never replaces anything."""
+    from preprocessing.faces.weights import MODELS, licence_text, sha256_of, weights_dir
+
+    if model not in MODELS:
+        raise FetchError(f"unknown model {model!r} (known: {', '.join(sorted([*RELEASES, *MODELS]))})")
+    entry = MODELS[model]
+    if entry.licence is None and not accept_no_licence:
+        raise FetchError(
+            f"{model}: {licence_text(entry)} ({entry.source}); fetch it only for your own use, with --accept-no-licence"
+        )
+    dest = (root or weights_dir()) / model
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in entry.files:
+        target = dest / item.name
+        if target.is_file() and sha256_of(target) == item.sha256:
+            log.info("%s: already fetched", target)
+            written.append(target)
+            continue
+        url = f"{base_url.rstrip('/')}/{model}/{item.name}" if base_url else item.url
+        staging = dest / f".{item.name}.download"
+        log.info("fetching %s", url)
+        try:
+            sha = _download(url, staging, timeout, max_bytes=item.size)
+        except FetchError:
+            staging.unlink(missing_ok=True)
+            raise
+        if sha != item.sha256:
+            staging.unlink(missing_ok=True)
+            raise FetchError(
+                f"{item.name}: SHA-256 {sha} does not match the pin {item.sha256} "
+                f"(preprocessing/faces/weights.py); downloaded from {url}; nothing replaced"
+            )
+        staging.replace(target)
+        written.append(target)
+    return written
+
+
+def describe_models() -> list[str]:
+    """One line per fetchable model: its name, files, licence and source (`twingan fetch --list`)."""
+    from preprocessing.faces.weights import MODELS, licence_text
+
+    lines = [f"illust2vec: {len(RELEASES['illust2vec'].files)} files, {RELEASES['illust2vec'].base_url}"]
+    for name, entry in sorted(MODELS.items()):
+        size = sum(f.size for f in entry.files)
+        note = f"; {entry.note}" if entry.note else ""
+        lines.append(
+            f"{name}: {len(entry.files)} file(s), {size / 2**20:.1f} MiB, licence: {licence_text(entry)}, "
+            f"{entry.source}{note}"
+        )
+    return lines

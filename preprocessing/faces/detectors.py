@@ -11,6 +11,13 @@ Three traps of this stack are handled here:
 - AnimeFace silently finds nothing on Pillow >= 12: the detector refuses to start there instead.
 - OpenCV 5 has no `CascadeClassifier`: the cat detector says which pin to install.
 
+A detector with its own network code or weights lives in its own module, `preprocessing/faces/detector_*.py`,
+imported when the registry is first read. Its weights are files the user fetches (`twingan fetch <model>`),
+pinned in `preprocessing/faces/weights.py`: the detector takes an option `weights` (a user's own file; empty:
+the pinned one) and resolves it with `weights_file(model, file, weights)`, which gives the path and SHA-256
+(`.tag` goes into `version`) or stops in one line naming the file and the fetch command. Tests read the real
+copies from $TWINGAN_DETECTOR_WEIGHTS (the shared models folder has the same <model>/<file> layout).
+
 Heavy objects (dlib detectors and predictors, the cascade) are built once per detector instance; the faces
 stage builds one detector per worker process. Libraries are imported inside the constructors, so this
 module imports (and lists the detectors) on machines without dlib, AnimeFace or OpenCV.
@@ -112,8 +119,20 @@ def register(name: str) -> Callable[[type], type]:
     return decorate
 
 
+def _load_detector_modules() -> None:
+    """Import every `preprocessing/faces/detector_*.py` once: a detector with its own weights and network
+    code lives in its own module, and registers itself when imported."""
+    import pkgutil
+
+    package = __name__.rpartition(".")[0]
+    folder = Path(__file__).parent
+    for module in sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.startswith("detector_")):
+        importlib.import_module(f"{package}.{module}")
+
+
 def available() -> list[str]:
     """Registered detector names, sorted."""
+    _load_detector_modules()
     return sorted(_REGISTRY)
 
 
@@ -134,6 +153,7 @@ def make_detector(name: str, options: Mapping[str, Any]) -> Detector:
     Unknown names and options are errors rather than ignored, so a typo in params.yaml cannot silently run
     a detector with its defaults.
     """
+    _load_detector_modules()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise ValueError(f"unknown face detector {name!r}; known detectors: {', '.join(available()) or '(none)'}")
@@ -372,13 +392,27 @@ class AnimeFaceDetector:
     AnimeFace: its own colours depend on the Pillow image object, not only on the pixels (the same
     pixels through `Image.copy()` gave other eye and even hair colours in 12 of 12 drawn faces), so they
     were neither reproducible nor trustworthy. Its boxes and points did not change.
+
+    Options (both off by default, which keeps the outputs of earlier versions): `border` adds this fraction of
+    the image's long side as a white margin on every side before detection, since AnimeFace rarely finds a
+    face that touches the image's edge (tight face crops: most of them are found once there is a margin);
+    `upscale_below` enlarges (bicubic) an image whose long side is below this many pixels to that long side
+    first (a 64 px crop holds a face below AnimeFace's smallest). Boxes and points are mapped back to the
+    source pixels (a box may then extend past the image) and colours are measured there.
     """
 
     name: str
 
-    def __init__(self) -> None:
+    def __init__(self, border: float = 0.0, upscale_below: int = 0) -> None:
         import animeface
         import PIL
+
+        if isinstance(border, bool) or not isinstance(border, int | float | np.number) or not 0 <= border <= 2:
+            raise ValueError(
+                f"option 'border' must be a number from 0 to 2 (a fraction of the long side), got {border!r}"
+            )
+        self.border = float(border)
+        self.upscale_below = _integer("upscale_below", upscale_below, 0)
 
         if int(PIL.__version__.split(".")[0]) >= 12:
             # Its C extension reads Pillow's internal image struct, changed in Pillow 12: every detect()
@@ -389,26 +423,65 @@ class AnimeFaceDetector:
             )
         self._detect = animeface.detect
         self.version = f"animeface-{_distribution_version('animeface')}/pillow-{PIL.__version__}"
+        if self.border:
+            self.version += f"/border{self.border:g}"
+        if self.upscale_below:
+            self.version += f"/up{self.upscale_below}"
+
+    def _prepared(self, rgb: np.ndarray) -> tuple[Any, float, int]:
+        """The PIL image AnimeFace sees, its scale over the source and the border width in its pixels."""
+        from PIL import Image
+
+        image = Image.fromarray(rgb)
+        scale = 1.0
+        longest = max(image.size)
+        if longest < self.upscale_below:
+            scale = self.upscale_below / longest
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        pad = round(self.border * max(image.size))
+        if pad:
+            canvas = Image.new("RGB", (image.width + 2 * pad, image.height + 2 * pad), (255, 255, 255))
+            canvas.paste(image, (pad, pad))
+            image = canvas
+        return image, scale, pad
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        from PIL import Image
+        from types import SimpleNamespace
 
         rgb = _as_rgb(rgb)
         if _too_small(rgb):
             return []
+        image, scale, pad = self._prepared(rgb)
+        height, width = rgb.shape[:2]
+        sx = sy = 1.0
+        if scale != 1.0:  # the rounded size: map each axis by its own factor
+            sx, sy = (image.width - 2 * pad) / width, (image.height - 2 * pad) / height
+
+        def back(pos: Any) -> Any:
+            """A position (x, y, width, height) in source pixels; identity (the same object) when nothing was done."""
+            if pad == 0 and scale == 1.0:
+                return pos
+            width, height = getattr(pos, "width", 0) / sx, getattr(pos, "height", 0) / sy  # nose, chin: points
+            return SimpleNamespace(x=(pos.x - pad) / sx, y=(pos.y - pad) / sy, width=width, height=height)
+
         faces = []
-        for found in self._detect(Image.fromarray(rgb)):
-            box = found.face.pos
+        for found in self._detect(image):
+            box = back(found.face.pos)
             eyes = sorted(
-                ((_box_centre(eye.pos), _eye_colour(rgb, eye.pos)) for eye in (found.left_eye, found.right_eye)),
+                (
+                    (_box_centre(back(eye.pos)), _eye_colour(rgb, back(eye.pos)))
+                    for eye in (found.left_eye, found.right_eye)
+                ),
                 key=lambda item: float(item[0][0]),
             )
+            nose, chin = back(found.nose.pos), back(found.chin.pos)
             landmarks = {
                 "eye_left": _point(*eyes[0][0]),
                 "eye_right": _point(*eyes[1][0]),
-                "nose": _point(found.nose.pos.x, found.nose.pos.y),
-                "mouth": _point(*_box_centre(found.mouth.pos)),
-                "chin": _point(found.chin.pos.x, found.chin.pos.y),
+                "nose": _point(nose.x, nose.y),
+                "mouth": _point(*_box_centre(back(found.mouth.pos))),
+                "chin": _point(chin.x, chin.y),
             }
             attributes: dict[str, object] = {
                 "hair_color": _hair_colour(rgb, box),
