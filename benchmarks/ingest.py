@@ -27,7 +27,7 @@ Without --source it reads ../shared/data/real/human (relative to the project roo
 absent it generates photo-like JPEGs from scikit-image's sample photographs instead, and says so.
 
     .venv/bin/python benchmarks/ingest.py --memory [--members N] [--member-mb MB] [--workers N]
-measures memory instead: the README promises that a compressed tar, which can only be read front to
+measures memory instead: docs/parallelism.md promises that a compressed tar, which can only be read front to
 back, is ingested with bounded memory. It writes N files of MB megabytes (a small JPEG padded with
 random bytes, so each is stored as an image and none compresses) as a folder and as a .tar.gz of the
 same files, runs the stage on each (`kind: thread`, as shipped) in a fresh child process of its own,

@@ -1,4 +1,4 @@
-"""A compressed tar is read with bounded memory, as a folder is (README, "bounded memory").
+"""A compressed tar is read with bounded memory, as a folder is (docs/parallelism.md, "Bounded memory ...").
 
 Its members can only be read front to back, so the listing reads their bytes and ships them in the
 chunks. Chunks used to be cut by count alone (256 members, 2 per worker in flight): 40 members of
