@@ -264,8 +264,13 @@ def test_download_delay_bounds_the_request_rate(tmp_path: Path) -> None:
         )
         scrape(root)
         times = sorted(e["time"] for e in site.requests if e["path"] != "/robots.txt")
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert len(gaps) >= 8 and min(gaps) >= 0.8 * delay, gaps
+    # The server logs arrival times, so a request held up by a busy machine arrives late and the next one
+    # looks early; the rate bound is on every window: n requests after a given one take at least n delays,
+    # less one arrival's jitter.
+    assert len(times) >= 9, times
+    jitter = 0.6 * delay
+    for i, j in itertools.combinations(range(len(times)), 2):
+        assert times[j] - times[i] >= (j - i) * delay - jitter, (i, j, [b - a for a, b in itertools.pairwise(times)])
 
 
 def test_extending_the_month_range_fetches_only_the_new_months(tmp_path: Path) -> None:
