@@ -76,7 +76,15 @@ class DetectorParams(_Section):
 class AlignParams(_Section):
     """Where a face lands in its crop. `eyes` (humans): a similarity transform putting the eye centres
     at fixed points, `eye_distance` and `eye_height` as fractions of `size`. `box` (anime, cats): a square
-    of `margin` times the detector's box, moved up by `shift_up` box heights to take in the hair."""
+    of `margin` times the detector's box, moved up by `shift_up` box heights to take in the hair.
+
+    With `eyes`, `reframe_turned` keeps a turned head whole: the eye distance foreshortens with yaw, so the
+    eye framing alone zooms into a profile and pushes it off the crop. Past `turned_yaw` degrees (estimated
+    from the eyes, nose and box) the framing blends into one sized by the box and centred on it
+    (preprocessing/faces/align.py, `align_turned`); heads below it are cropped exactly as without it, and
+    `reframe_turned: false` crops every head so. The default 35 sits above what landmark and box noise
+    make of frontal and slightly turned faces, so their crops do not change.
+    """
 
     method: Literal["eyes", "box"] = "eyes"
     size: Annotated[int, Field(ge=16, le=512)] = 256
@@ -84,6 +92,8 @@ class AlignParams(_Section):
     eye_height: Annotated[float, Field(gt=0, lt=1)] = 0.4
     margin: Annotated[float, Field(ge=1, le=4)] = 1.5
     shift_up: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    reframe_turned: bool = True
+    turned_yaw: Annotated[float, Field(ge=0, le=90)] = 35.0
 
 
 class SelectParams(_Section):

@@ -14,6 +14,12 @@ Conventions, shared by every function here:
 - Roll is the angle of the eye line (image-left eye to image-right eye) in degrees, positive when the
   line turns **clockwise on screen** (the image-right eye is lower), in (-180, 180].
 - Boxes are (x0, y0, x1, y1): left, top, right, bottom, the way the detectors report them.
+
+Turned heads: under yaw the eye distance foreshortens and the eye midpoint slides towards the side the face
+turns to, so a pure eye framing zooms in and pushes the face off the crop (a half face). `align_turned`
+estimates the yaw from the landmarks and the box (`apparent_yaw`) and, past a threshold, blends the eye
+framing into one sized by the box and centred on it, continuously; below the threshold it is the eye
+framing itself, bit for bit.
 """
 
 from __future__ import annotations
@@ -43,6 +49,21 @@ BORDERS = {
 FFHQ_EYE_FACTOR = 2.0
 FFHQ_MOUTH_FACTOR = 1.8
 
+# A frontal face's eye distance in box sides (the side is sqrt(width * height), which YuNet's tall boxes and
+# dlib's square ones agree on best): median over the frontal faces of the real human set, 0.42 with
+# dlib's CNN boxes and 0.40 with YuNet's. The eye distance over the box side shrinks as cos(yaw).
+FRONTAL_EYE_SPAN = 0.41
+# How far the nose moves along the eye line, in eye distances, modelled as NOSE_SWING * sin(yaw): fitted to
+# dlib's and YuNet's points on the AFLW2000-3D faces with known yaw (18 to 66 degrees) of the real set.
+NOSE_SWING = 0.6
+# Reframing grows from none at the `turned_yaw` threshold to complete this many degrees later: no jump in
+# the crop when a face's estimated yaw crosses the threshold.
+TURNED_RAMP_DEGREES = 20.0
+# A recorded `align` spec without `reframe_turned` was written before turned heads were reframed, so its
+# crops were cut without it: inference on an old model file must cut them the same way.
+RECORDED_REFRAME_DEFAULT = False
+DEFAULT_TURNED_YAW = 35.0  # AlignParams.turned_yaw's default (core/params.py)
+
 
 @dataclass(frozen=True)
 class Alignment:
@@ -51,7 +72,7 @@ class Alignment:
     matrix: np.ndarray  # 2x3 float64, source (x, y) -> crop (x, y)
     size: int
     roll_degrees: float  # head roll from the eye line (0 when no eyes were given)
-    method: str  # "eyes" or "box"
+    method: str  # "eyes", "box", or "turned" (eyes blended into the box: a head turned past turned_yaw)
 
 
 def _point(value: Point, name: str) -> np.ndarray:
@@ -144,6 +165,99 @@ def align_by_eyes(
     return Alignment(matrix, size, roll, "eyes")
 
 
+def _box_side(box: Sequence[float] | np.ndarray | None) -> tuple[np.ndarray, float] | None:
+    """Centre and geometric-mean side of a box; None for a missing or degenerate one."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    area = (x1 - x0) * (y1 - y0)
+    if not (x1 > x0 and y1 > y0 and math.isfinite(area)):
+        return None
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2]), math.sqrt(area)
+
+
+def apparent_yaw(
+    eye_left: Point,
+    eye_right: Point,
+    *,
+    box: Sequence[float] | np.ndarray | None = None,
+    nose: Point | None = None,
+) -> float:
+    """How far a head looks turned from the camera, in degrees from 0 (frontal) to 90, either way.
+
+    Two cues are two projections of one angle: the eye distance over the box side is about cos(yaw) times
+    a frontal face's (`FRONTAL_EYE_SPAN`), the nose's offset from the eye midpoint along the eye line about
+    sin(yaw) times `NOSE_SWING` eye distances. The yaw is the angle of that (cos, sin) pair, so each cue
+    damps the other's noise: a detector's box sizes scatter by a fifth on frontal faces (alone, a sizeable
+    yaw), and some profiles get their nose placed under the eyes. Without a box the eye distance counts
+    as a frontal face's; without a nose the head counts as frontal.
+    """
+    left, right = _point(eye_left, "eye_left"), _point(eye_right, "eye_right")
+    eye_to_eye = right - left
+    span = float(np.hypot(*eye_to_eye))
+    if span <= 0:
+        raise ValueError("the two eye points coincide: no scale or direction to align to")
+    if nose is None:
+        return 0.0
+    framed = _box_side(box)
+    cosine = 1.0 if framed is None else span / (FRONTAL_EYE_SPAN * framed[1])
+    sine = abs(float((_point(nose, "nose") - (left + right) / 2) @ eye_to_eye)) / span**2 / NOSE_SWING
+    return math.degrees(math.atan2(sine, cosine))
+
+
+def turned_weight(yaw: float, turned_yaw: float = DEFAULT_TURNED_YAW) -> float:
+    """How much of the box framing a head of apparent yaw `yaw` gets: 0 up to `turned_yaw`, rising
+    linearly to 1 over `TURNED_RAMP_DEGREES`."""
+    return min(1.0, max(0.0, (yaw - turned_yaw) / TURNED_RAMP_DEGREES))
+
+
+def align_turned(
+    eye_left: Point,
+    eye_right: Point,
+    box: Sequence[float] | np.ndarray,
+    size: int,
+    *,
+    mouth: Point | None = None,
+    nose: Point | None = None,
+    eye_distance: float = 0.3,
+    eye_height: float = 0.4,
+    turned_yaw: float = DEFAULT_TURNED_YAW,
+) -> Alignment:
+    """`align_by_eyes`, reframed for a head turned past `turned_yaw` degrees so the whole face stays in.
+
+    The eye framing is kept for a head whose `apparent_yaw` is at most `turned_yaw`: the very same
+    alignment, bit for bit. Past it, with weight w (`turned_weight`) the framing moves towards what a
+    frontal face of that box would get, while rotation and the eye line's height in the crop stay the
+    eye framing's (neither is disturbed by yaw):
+
+    - scale: geometric blend from the eye framing's to the box's, ``eye_distance * size /
+      (FRONTAL_EYE_SPAN * side)``, never zooming in beyond the eye framing (foreshortening only ever
+      makes the eye scale too large);
+    - centre: the point sent to the crop's eye-midpoint target slides along the eye line from the eye
+      midpoint to the box centre's position on that line, by w, so the face box ends up centred
+      left-right like a frontal face's.
+    """
+    if not 0 <= turned_yaw <= 90:
+        raise ValueError(f"turned_yaw must be in [0, 90] degrees, got {turned_yaw!r}")
+    eyes = align_by_eyes(eye_left, eye_right, size, mouth=mouth, eye_distance=eye_distance, eye_height=eye_height)
+    framed = _box_side(box)
+    if framed is None:
+        return eyes
+    weight = turned_weight(apparent_yaw(eye_left, eye_right, box=box, nose=nose), turned_yaw)
+    if weight == 0:
+        return eyes
+    centre, side = framed
+    scale_eyes = _scale(eyes.matrix)
+    axis = eyes.matrix[0, :2] / scale_eyes  # the crop's x axis in source coordinates (cos, sin)
+    scale_box = min(scale_eyes, eye_distance * eyes.size / (FRONTAL_EYE_SPAN * side))
+    scale = scale_eyes ** (1 - weight) * scale_box**weight
+    middle = (_point(eye_left, "eye_left") + _point(eye_right, "eye_right")) / 2
+    source = middle + weight * float((centre - middle) @ axis) * axis
+    target = np.array([eyes.size / 2, eye_height * eyes.size])
+    matrix = _similarity(scale, math.atan2(axis[1], axis[0]), source, target)
+    return Alignment(matrix, eyes.size, eyes.roll_degrees, "turned")
+
+
 def align_by_box(
     box: Sequence[float] | np.ndarray,
     size: int,
@@ -181,13 +295,20 @@ def align_face(face: Face, spec: Mapping[str, Any], size: int | None = None) -> 
     """The alignment a domain's `align` params give one detected face, at `size` (default: spec["size"]).
 
     The one place that reads an `align` spec, so the faces stage and inference crop a face identically:
-    method "eyes" aligns by the eyes (and mouth, when the detector gives one) and falls back to the box
-    when the detector found no eyes; method "box" crops around the box, levelled by the eyes when known.
-    Every framing parameter is a fraction of the crop, so another `size` gives the same framing, scaled.
+    method "eyes" aligns by the eyes (and mouth, when the detector gives one), reframing turned heads
+    (`align_turned`) when `reframe_turned` is on, and falls back to the box when the detector found no
+    eyes; method "box" crops around the box, levelled by the eyes when known. Every framing parameter is
+    a fraction of the crop, so another `size` gives the same framing, scaled. A spec recorded before
+    `reframe_turned` existed (an old model file) reads as off: that is how its crops were cut.
     """
     size = spec["size"] if size is None else size
     eyes = (face.landmarks.get("eye_left"), face.landmarks.get("eye_right"))
     if spec["method"] == "eyes" and all(eyes):
+        if spec.get("reframe_turned", RECORDED_REFRAME_DEFAULT):
+            return align_turned(eyes[0], eyes[1], face.box, size, mouth=face.landmarks.get("mouth"),
+                                nose=face.landmarks.get("nose"), eye_distance=spec["eye_distance"],
+                                eye_height=spec["eye_height"],
+                                turned_yaw=spec.get("turned_yaw", DEFAULT_TURNED_YAW))  # fmt: skip
         return align_by_eyes(eyes[0], eyes[1], size, mouth=face.landmarks.get("mouth"),
                              eye_distance=spec["eye_distance"], eye_height=spec["eye_height"])  # fmt: skip
     return align_by_box(face.box, size, margin=spec["margin"], shift_up=spec["shift_up"],
@@ -303,9 +424,12 @@ __all__ = [
     "align_by_box",
     "align_by_eyes",
     "align_face",
+    "align_turned",
+    "apparent_yaw",
     "invert",
     "resize_matrix",
     "roll_degrees",
     "transform_points",
+    "turned_weight",
     "warp",
 ]

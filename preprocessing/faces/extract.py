@@ -66,9 +66,10 @@ def _eye_error(crop: np.ndarray, face: Face, alignment: Alignment, job: FacesJob
     """Re-measure the eyes on the crop with dlib's 5-point predictor: how far, as a fraction of the crop
     size, the worse eye is from where alignment put it. Only for eye-aligned dlib domains. The predictor
     gets the detection box carried into the crop (the box it was trained with), so its own sensitivity
-    to the box does not count as alignment error."""
+    to the box does not count as alignment error. A turned head reframed by its box (method "turned") has
+    its eyes off their canonical places on purpose, so it is not measured."""
     global _eye_checker
-    if job.align["method"] != "eyes" or not job.detector.startswith("dlib"):
+    if alignment.method != "eyes" or not job.detector.startswith("dlib"):
         return None
     import dlib
 
