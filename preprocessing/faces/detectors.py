@@ -397,7 +397,8 @@ class AnimeFaceDetector:
     the image's long side as a white margin on every side before detection, since AnimeFace rarely finds a
     face that touches the image's edge (tight face crops: most of them are found once there is a margin);
     `upscale_below` enlarges (bicubic) an image whose long side is below this many pixels to that long side
-    first (a 64 px crop holds a face below AnimeFace's smallest). Boxes and points are mapped back to the
+    first (a 64 px crop holds a face below AnimeFace's smallest); keep that to about 1.5x the smallest inputs,
+    as a blurrier enlargement (2x and more) loses more faces than it gains. Boxes and points are mapped back to the
     source pixels (a box may then extend past the image) and colours are measured there.
     """
 
