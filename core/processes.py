@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,8 +86,22 @@ def exit_with(
     return thread
 
 
+def single_threaded_math() -> None:
+    """One thread for the numeric libraries of this process (torch, OpenCV, OpenMP/BLAS): a pool runs one
+    worker per core, and each worker's libraries would otherwise start a thread per core too, so 2 workers
+    on 2 cores ran 4 busy threads and the torch detectors took several times their CPU per image. It also
+    makes a worker compute the same way whatever the machine's core count."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
+        os.environ[variable] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(1)
+
+
 def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
     exit_with(parent)
+    single_threaded_math()
     if initializer is not None:
         initializer(*initargs)
 

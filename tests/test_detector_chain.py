@@ -113,3 +113,54 @@ def test_real_photos_through_a_chain_of_built_in_detectors() -> None:
     found, whole = inside[0], direct[0]  # the astronaut's face (dlib HOG's second box is on her suit)
     assert all(abs(a - b) <= 0.1 * (whole.box[2] - whole.box[0]) for a, b in zip(found.box, whole.box, strict=True))
     assert found.attributes["object_box"] == list(whole.box)
+
+
+# The real-photo settings docs/faces.md recommends: each validates as a domain's params and finds the face
+# of a real picture of its domain with the real weights.
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REAL_PICTURES = {
+    "human": "human/prnet_image00475.jpg",  # a profile
+    "anime": "anime/moeface_akiyama_mio_face_149_174_127.png",
+    "cat": "cat/catfaceid_c_c10.jpeg",
+}
+
+
+def _documented_settings() -> dict:
+    import re
+
+    import yaml
+
+    text = (REPO / "docs" / "faces.md").read_text(encoding="utf-8")
+    section = text[text.index("### Settings for real photos") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block, "docs/faces.md: no yaml block under 'Settings for real photos'"
+    return yaml.safe_load(block.group(1))["domains"]
+
+
+def test_the_documented_real_photo_settings_are_valid_domain_params() -> None:
+    from core.params import DomainParams
+
+    settings = _documented_settings()
+    assert set(settings) == set(REAL_PICTURES)
+    for domain, values in settings.items():
+        parsed = DomainParams.model_validate({"source": {"kind": "folder", "path": "x"}, **values})
+        assert parsed.detector.name == values["detector"]["name"], domain
+
+
+@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="../shared/models absent: the real detector weights")
+@pytest.mark.parametrize("domain", sorted(REAL_PICTURES))
+def test_the_documented_real_photo_settings_find_a_real_face(domain: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preprocessing.faces.align import align_face
+    from preprocessing.images import load_rgb
+
+    monkeypatch.setenv("TWINGAN_DETECTOR_WEIGHTS", str(SHARED / "models"))
+    path = SHARED / "data" / "real" / REAL_PICTURES[domain]
+    if not path.is_file():
+        pytest.skip(f"{path} absent")
+    settings = _documented_settings()[domain]
+    detector = make_detector(settings["detector"]["name"], settings["detector"].get("options") or {})
+    faces = detector.detect(np.asarray(load_rgb(str(path))))
+    assert faces, f"{domain}: no face in {path.name}"
+    spec = {"eye_distance": 0.3, "eye_height": 0.4, "margin": 1.5, "shift_up": 0.0, **settings["align"]}
+    assert align_face(faces[0], spec).size == settings["align"]["size"]

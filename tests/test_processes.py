@@ -229,3 +229,19 @@ def test_every_stage_has_its_own_server_when_asked(tmp_path: Path) -> None:
                           capture_output=True, check=True, timeout=300)  # fmt: skip
     urls = done.stdout.decode().split()[:3]
     assert len(set(urls)) == 3, urls
+
+
+def _math_threads() -> tuple[str, int, int]:
+    import cv2
+    import torch
+
+    return os.environ.get("OMP_NUM_THREADS", ""), torch.get_num_threads(), cv2.getNumThreads()
+
+
+def test_pool_workers_run_one_thread_per_numeric_library() -> None:
+    """A pool runs a worker per core; a worker whose torch or OpenCV also took a thread per core
+    oversubscribed the machine (RetinaFace: 13x the CPU per photo)."""
+    from core.processes import worker_pool
+
+    with worker_pool(1) as pool:
+        assert pool.submit(_math_threads).result(timeout=120) == ("1", 1, 1)
