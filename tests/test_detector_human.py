@@ -176,11 +176,11 @@ def test_nms_keeps_the_best_of_overlapping_boxes_and_breaks_ties_by_order() -> N
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 10]], dtype=np.float64)
     scores = np.array([0.8, 0.9, 0.7, 0.9])
     # 1 and 3 tie; 1 comes first and removes 0 and 3 (IoU 9/11); 2 overlaps nothing.
-    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
-    assert nms(boxes, scores, 0.95).tolist() == [1, 3, 2]  # 0 is the same box as 3: IoU 1
+    assert nms(boxes, scores, 0.5) == [1, 2]
+    assert nms(boxes, scores, 0.95) == [1, 3, 2]  # 0 is the same box as 3: IoU 1
     # IoU exactly at the threshold is kept: boxes 5x10 and 10x10 sharing half, IoU 0.5.
-    assert nms(np.array([[0, 0, 10, 10], [0, 0, 5, 10]], float), np.array([0.9, 0.8]), 0.5).tolist() == [0, 1]
-    assert nms(np.zeros((0, 4)), np.zeros(0), 0.4).tolist() == []
+    assert nms(np.array([[0, 0, 10, 10], [0, 0, 5, 10]], float), np.array([0.9, 0.8]), 0.5) == [0, 1]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.4) == []
 
 
 def test_points_are_named_by_image_x_with_the_mouth_between_the_corners() -> None:

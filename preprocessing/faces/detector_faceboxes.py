@@ -24,6 +24,7 @@ from preprocessing.faces.detectors import (
     _integer,
     _largest_first,
     _too_small,
+    nms,
     register,
 )
 from preprocessing.faces.weights import WeightsDamaged, weights_file
@@ -72,24 +73,6 @@ def decode(loc: np.ndarray, prior: np.ndarray) -> np.ndarray:
     centre = prior[:, :2] + loc[:, :2] * VARIANCES[0] * prior[:, 2:]
     size = prior[:, 2:] * np.exp(loc[:, 2:] * VARIANCES[1])
     return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
-    """Greedy non-maximum suppression: indices kept, best first. Ties in score keep the lower index
-    (a stable sort), so the result depends only on the inputs."""
-    order = np.argsort(-scores, kind="stable")
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    keep: list[int] = []
-    while order.size:
-        best, rest = int(order[0]), order[1:]
-        keep.append(best)
-        low = np.maximum(boxes[best, :2], boxes[rest, :2])
-        high = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(high - low, 0, None), axis=1)
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[iou <= threshold]
-    return keep
 
 
 def face_boxes(heads: np.ndarray) -> np.ndarray:

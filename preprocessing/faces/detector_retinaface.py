@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.faces.detector_yunet import _five_points, _fraction, _shrink
-from preprocessing.faces.detectors import Face, _as_rgb, _integer, _largest_first, _too_small, register
+from preprocessing.faces.detectors import Face, _as_rgb, _integer, _largest_first, _too_small, nms, register
 from preprocessing.faces.weights import MODELS, WeightsDamaged, weights_file
 
 WEIGHTS_MODEL = "retinaface_mobilenet025"
@@ -174,25 +174,6 @@ def decode(loc: np.ndarray, landmarks: np.ndarray, prior: np.ndarray) -> tuple[n
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
     points = prior[:, None, :2] + landmarks.reshape(-1, 5, 2) * VARIANCES[0] * prior[:, None, 2:]
     return boxes, points
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, highest score first; ties by index, so the same
-    boxes always give the same faces."""
-    order = np.argsort(-scores, kind="stable")
-    x0, y0, x1, y1 = (boxes[:, i] for i in range(4))
-    areas = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        width = np.maximum(np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0)
-        height = np.maximum(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0)
-        overlap = width * height
-        union = areas[best] + areas[rest] - overlap
-        iou = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
 
 
 def _state_dict(path: Any, torch: Any) -> dict[str, Any]:

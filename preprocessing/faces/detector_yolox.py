@@ -32,6 +32,7 @@ from preprocessing.faces.detectors import (
     _as_rgb,
     _largest_first,
     _too_small,
+    nms,
     register,
 )
 from preprocessing.faces.weights import WeightsDamaged, weights_file
@@ -107,25 +108,6 @@ def decode(output: np.ndarray, size: int, strides: Iterable[int] = STRIDES) -> t
     return boxes, rows[:, 4:5] * rows[:, 5:]
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
-    """Greedy non-maximum suppression: indices kept, best first; a box goes when its IoU with a kept one
-    exceeds `threshold`. Ties keep the lower index (a stable sort), so the result never depends on chance."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    kept: list[int] = []
-    while order.size:
-        best, rest = int(order[0]), order[1:]
-        kept.append(best)
-        low = np.maximum(boxes[best, :2], boxes[rest, :2])
-        high = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(high - low, 0, None), axis=1)
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[iou <= threshold]
-    return kept
-
-
 def select(
     boxes: np.ndarray, scores: np.ndarray, classes: Sequence[int], score_threshold: float, nms_threshold: float
 ) -> list[tuple[int, int, float]]:
@@ -134,7 +116,7 @@ def select(
     found = []
     for cls in classes:
         candidates = np.flatnonzero(scores[:, cls] >= score_threshold)
-        for index in nms(boxes[candidates], scores[candidates, cls], nms_threshold):
+        for index in nms(np.asarray(boxes[candidates], dtype=np.float64), scores[candidates, cls], nms_threshold):
             prior = int(candidates[index])
             found.append((prior, int(cls), float(scores[prior, cls])))
     return found

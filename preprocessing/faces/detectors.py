@@ -237,6 +237,26 @@ def _largest_first(faces: Iterable[Face]) -> list[Face]:
     return sorted(faces, key=lambda face: (-face.area, -face.score))
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression for the network detectors: indices kept, best first; a box goes when
+    its IoU with a kept one exceeds `threshold`. Ties in score keep the lower index (a stable sort), so the
+    result depends only on the inputs. Computed in the boxes' own dtype."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    keep: list[int] = []
+    while order.size:
+        best, rest = int(order[0]), order[1:]
+        keep.append(best)
+        low = np.maximum(boxes[best, :2], boxes[rest, :2])
+        high = np.minimum(boxes[best, 2:], boxes[rest, 2:])
+        inter = np.prod(np.clip(high - low, 0, None), axis=1)
+        union = areas[best] + areas[rest] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[iou <= threshold]
+    return keep
+
+
 def _point(x: float, y: float) -> tuple[float, float]:
     return (float(x), float(y))
 
