@@ -152,6 +152,20 @@ def test_a_missing_model_file_names_the_file_and_the_package(tmp_path: Path, mon
         run_faces(loaded, "human")
 
 
+def test_unfetched_detector_weights_stop_the_stage_in_one_line_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from preprocessing.faces.weights import WeightsMissing
+
+    monkeypatch.setenv("TWINGAN_DETECTOR_WEIGHTS", str(tmp_path / "no-weights"))
+    (tmp_path / "photos").mkdir()
+    loaded = load_params(write_params(tmp_path, {"human": {"source": {"kind": "folder", "path": "photos"},
+                                                           "detector": {"name": "yunet"}}}))  # fmt: skip
+    with pytest.raises(WeightsMissing, match=r"yunet_n_640_640\.onnx: not found; fetch them with `twingan fetch yunet"):
+        run_faces(loaded, "human")
+    assert not (tmp_path / "data" / "faces").exists()
+
+
 @pytest.mark.real_data
 def test_real_photos_art_and_cats(tmp_path: Path, real_data: Path) -> None:
     """The figures the issue asks for: faces found per domain, and human alignment re-measured by dlib."""
