@@ -12,8 +12,6 @@ cascade only.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from preprocessing.faces.detectors import (
@@ -21,9 +19,9 @@ from preprocessing.faces.detectors import (
     Face,
     _as_rgb,
     _integer,
-    _largest_first,
     _number_above,
     _too_small,
+    cascade_faces,
     register,
 )
 from preprocessing.faces.weights import MODELS, WeightsDamaged, weights_file
@@ -93,23 +91,9 @@ class OpenCvCascadeDetector:
             factor = longest / self.max_side
             size = (max(1, round(width / factor)), max(1, round(height / factor)))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        sx, sy = width / gray.shape[1], height / gray.shape[0]
+        scale = (width / gray.shape[1], height / gray.shape[0])
         gray = cv2.equalizeHist(gray)
-        arguments: dict[str, Any] = {
-            "scaleFactor": self.scale_factor,
-            "minNeighbors": self.min_neighbors,
-            "minSize": (self.min_size, self.min_size),
-        }
-        rects, _levels, weights = self._cascade.detectMultiScale3(gray, outputRejectLevels=True, **arguments)
-        faces = [
-            Face(
-                box=(float(x * sx), float(y * sy), float((x + w) * sx), float((y + h) * sy)),
-                score=float(s),
-                landmarks={},
-            )
-            for (x, y, w, h), s in zip(np.reshape(rects, (-1, 4)), np.ravel(weights), strict=True)
-        ]
-        return _largest_first(faces)
+        return cascade_faces(cv2, self._cascade, gray, self.scale_factor, self.min_neighbors, self.min_size, scale)
 
 
 assert set(CASCADE_FILES) <= set(MODELS), "every opencv_cascade model is pinned in weights.py"

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.faces.detector_yunet import _five_points, _fraction, _shrink
-from preprocessing.faces.detectors import Face, _as_rgb, _integer, _largest_first, _too_small, nms, register
+from preprocessing.faces.detector_yunet import _five_points, _fraction, _max_side, _shrink, _weights_path
+from preprocessing.faces.detectors import Face, _as_rgb, _largest_first, _too_small, nms, register
 from preprocessing.faces.weights import MODELS, WeightsDamaged, weights_file
 
 WEIGHTS_MODEL = "retinaface_mobilenet025"
@@ -211,11 +211,8 @@ class RetinaFaceDetector:
 
         self.score_threshold = _fraction("score_threshold", score_threshold, low=0.0, high=1.0)
         self.nms_threshold = _fraction("nms_threshold", nms_threshold, low=0.0, high=1.0)
-        self.max_side = _integer("max_side", max_side, 0)
-        if self.max_side and self.max_side < 32:
-            raise ValueError(f"option 'max_side' must be 0 (never shrink) or at least 32, got {max_side!r}")
-        if not isinstance(weights, str):
-            raise ValueError(f"option 'weights' must be a path (empty: the pinned RetinaFace file), got {weights!r}")
+        self.max_side = _max_side(max_side)
+        _weights_path(weights, "RetinaFace")
         self.weights = weights
         resolved = weights_file(WEIGHTS_MODEL, WEIGHTS_NAME, weights)
         network = _network()

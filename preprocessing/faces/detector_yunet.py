@@ -77,6 +77,20 @@ def _five_points(points: np.ndarray) -> dict[str, tuple[float, float]]:
     return named
 
 
+def _max_side(value: Any) -> int:
+    """Option `max_side` of the network detectors: 0 (never shrink) or a long side of at least 32 px."""
+    side = _integer("max_side", value, 0)
+    if side and side < 32:
+        raise ValueError(f"option 'max_side' must be 0 (never shrink) or at least 32, got {value!r}")
+    return side
+
+
+def _weights_path(value: Any, what: str) -> None:
+    """Option `weights`: a path, empty for the pinned file (checked before anything is read)."""
+    if not isinstance(value, str):
+        raise ValueError(f"option 'weights' must be a path (empty: the pinned {what} file), got {value!r}")
+
+
 @register("yunet")
 class YuNetDetector:
     """YuNet through `cv2.FaceDetectorYN`.
@@ -110,11 +124,8 @@ class YuNetDetector:
         self.model = model
         self.score_threshold = _fraction("score_threshold", score_threshold, low=0.0, high=1.0)
         self.nms_threshold = _fraction("nms_threshold", nms_threshold, low=0.0, high=1.0)
-        self.max_side = _integer("max_side", max_side, 0)
-        if self.max_side and self.max_side < 32:
-            raise ValueError(f"option 'max_side' must be 0 (never shrink) or at least 32, got {max_side!r}")
-        if not isinstance(weights, str):
-            raise ValueError(f"option 'weights' must be a path (empty: the pinned YuNet file), got {weights!r}")
+        self.max_side = _max_side(max_side)
+        _weights_path(weights, "YuNet")
         if not hasattr(cv2, "FaceDetectorYN"):
             raise RuntimeError(f"OpenCV {cv2.__version__} has no FaceDetectorYN (needs OpenCV >= 4.5.4)")
         self.weights = weights

@@ -603,19 +603,30 @@ class OpenCvCatDetector:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self.equalize:
             gray = cv2.equalizeHist(gray)
-        arguments = {
-            "scaleFactor": self.scale_factor,
-            "minNeighbors": self.min_neighbors,
-            "minSize": (self.min_size, self.min_size),
-        }
-        try:
-            rects, _levels, weights = self._cascade.detectMultiScale3(gray, outputRejectLevels=True, **arguments)
-            scores = [float(weight) for weight in np.ravel(weights)]
-        except (AttributeError, cv2.error):
-            rects = self._cascade.detectMultiScale(gray, **arguments)
-            scores = [1.0] * len(rects)
-        faces = [
-            Face(box=(float(x), float(y), float(x + w), float(y + h)), score=score, landmarks={})
-            for (x, y, w, h), score in zip(np.reshape(rects, (-1, 4)), scores, strict=True)
-        ]
-        return _largest_first(faces)
+        return cascade_faces(cv2, self._cascade, gray, self.scale_factor, self.min_neighbors, self.min_size)
+
+
+def cascade_faces(
+    cv2: Any,
+    cascade: Any,
+    gray: np.ndarray,
+    scale_factor: float,
+    min_neighbors: int,
+    min_size: int,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> list[Face]:
+    """An OpenCV cascade's boxes on a grey image, scored by the cascade's weights where this OpenCV gives
+    them (`detectMultiScale3`), in the source image's pixels (`scale`: source pixels per grey pixel)."""
+    arguments = {"scaleFactor": scale_factor, "minNeighbors": min_neighbors, "minSize": (min_size, min_size)}
+    try:
+        rects, _levels, weights = cascade.detectMultiScale3(gray, outputRejectLevels=True, **arguments)
+        scores = [float(weight) for weight in np.ravel(weights)]
+    except (AttributeError, cv2.error):
+        rects = cascade.detectMultiScale(gray, **arguments)
+        scores = [1.0] * len(rects)
+    sx, sy = scale
+    faces = [
+        Face(box=(float(x * sx), float(y * sy), float((x + w) * sx), float((y + h) * sy)), score=score, landmarks={})
+        for (x, y, w, h), score in zip(np.reshape(rects, (-1, 4)), scores, strict=True)
+    ]
+    return _largest_first(faces)
