@@ -67,12 +67,12 @@ def test_the_anime_detectors_are_registered() -> None:
 # --- AnimeFace: border and upscale ----------------------------------------------------------------
 
 
-def test_animeface_default_version_is_the_old_one_and_options_extend_it() -> None:
+def test_animeface_pads_and_upscales_by_default_and_its_version_says_so() -> None:
     old = f"animeface-{_distribution_version('animeface')}/pillow-{PIL.__version__}"
-    assert built("animeface").version == old
-    assert make_detector("animeface", {"border": 0, "upscale_below": 0}).version == old
-    assert built("animeface", border=0.25).version == old + "/border0.25"
-    assert built("animeface", upscale_below=128).version == old + "/up128"
+    assert built("animeface").version == old + "/border0.25/up96"
+    assert make_detector("animeface", {"border": 0, "upscale_below": 0}).version == old  # AnimeFace as it comes
+    assert built("animeface", upscale_below=0).version == old + "/border0.25"
+    assert built("animeface", border=0, upscale_below=128).version == old + "/up128"
     assert built("animeface", border=0.25, upscale_below=256).version == old + "/border0.25/up256"
 
 
@@ -94,8 +94,9 @@ def test_animeface_bad_options_are_errors_that_name_them(options: dict, option: 
 
 def test_animeface_border_and_upscale_map_boxes_and_points_back_to_the_source() -> None:
     image = drawn_face(320)
-    (plain,) = built("animeface").detect(image)
-    for options in ({"border": 0.25}, {"border": 0.4}, {"upscale_below": 640}, {"border": 0.1, "upscale_below": 500}):
+    (plain,) = built("animeface", border=0, upscale_below=0).detect(image)
+    for options in ({"border": 0.25}, {"border": 0.4}, {"border": 0, "upscale_below": 640},
+                    {"border": 0.1, "upscale_below": 500}):  # fmt: skip
         faces = built("animeface", **options).detect(image)
         assert len(faces) == 1, options
         face = faces[0]
@@ -113,8 +114,8 @@ def test_animeface_border_and_upscale_map_boxes_and_points_back_to_the_source() 
 
 def test_animeface_finds_a_face_that_fills_the_image_only_with_a_border() -> None:
     image = drawn_face(400)[95:330, 100:300]  # the face ellipse to the image's edges, no background
-    assert built("animeface").detect(image) == []
-    faces = built("animeface", border=0.25).detect(image)
+    assert built("animeface", border=0, upscale_below=0).detect(image) == []
+    faces = built("animeface").detect(image)  # the default border
     assert len(faces) == 1
     x0, y0, x1, y1 = faces[0].box
     assert -20 < x0 < x1 < image.shape[1] + 20 and -20 < y0 < y1 < image.shape[0] + 20
@@ -122,8 +123,8 @@ def test_animeface_finds_a_face_that_fills_the_image_only_with_a_border() -> Non
 
 def test_animeface_small_images_need_upscaling() -> None:
     image = np.asarray(PIL.Image.fromarray(drawn_face(400)).resize((96, 96), PIL.Image.Resampling.LANCZOS))
-    assert built("animeface").detect(image) == []
-    faces = built("animeface", upscale_below=256).detect(image)
+    assert built("animeface", border=0, upscale_below=0).detect(image) == []
+    faces = built("animeface", border=0, upscale_below=256).detect(image)
     assert len(faces) == 1
     face = faces[0]
     assert 0 <= face.box[0] < face.box[2] <= 96 and 0 <= face.box[1] < face.box[3] <= 96
@@ -287,7 +288,8 @@ def test_tiny_blank_and_odd_images_give_no_face_without_crashing(name: str, shar
 
 # --- real character art (../shared/data) ----------------------------------------------------------
 
-BORDER = {"border": 0.25, "upscale_below": 96}  # the settings measured for real data
+BORDER = {"border": 0.25, "upscale_below": 96}  # the defaults, measured on real data
+AS_IT_COMES = {"border": 0, "upscale_below": 0}
 CHAIN = {
     "detectors": [{"name": "animefaceboxes", "options": {"box": "face"}}, {"name": "animeface", "options": BORDER}]
 }
@@ -307,7 +309,7 @@ def assert_face_in(face: Any, image: np.ndarray, slack: float = 0.25) -> None:
 @pytest.mark.parametrize("file", ["danbooregion_app1.jpg", "danbooregion_3.input.png"])
 def test_animefaceboxes_finds_heads_animeface_misses(file: str, shared_weights: None) -> None:
     image = load(ANIME / file)
-    assert built("animeface").detect(image) == [] and built("animeface", **BORDER).detect(image) == []
+    assert built("animeface", **AS_IT_COMES).detect(image) == [] and built("animeface", **BORDER).detect(image) == []
     faces = built("animefaceboxes").detect(image)
     assert faces and faces[0].score >= 0.5 and faces[0].landmarks == {}
     assert_face_in(faces[0], image)
@@ -329,7 +331,7 @@ def test_animefaceboxes_finds_heads_animeface_misses(file: str, shared_weights: 
 )
 def test_animeface_with_a_border_finds_tight_face_crops(file: str) -> None:
     image = load(ANIME / file)
-    assert built("animeface").detect(image) == []
+    assert built("animeface", **AS_IT_COMES).detect(image) == []
     (face, *_) = built("animeface", **BORDER).detect(image)
     assert_face_in(face, image)
     for eye in ("eye_left", "eye_right"):
@@ -342,7 +344,7 @@ def test_animeface_with_a_border_finds_tight_face_crops(file: str) -> None:
 def test_a_64_px_getchu_crop_is_found_only_with_border_and_upscale() -> None:
     image = load(GETCHU / "mysdcgan_10176_2004.jpg")
     assert image.shape == (64, 64, 3)
-    assert built("animeface").detect(image) == []
+    assert built("animeface", **AS_IT_COMES).detect(image) == []
     (face,) = built("animeface", **BORDER).detect(image)
     assert_face_in(face, image)
     assert face.box[2] - face.box[0] >= 32  # the anime domain's select.min_face_size

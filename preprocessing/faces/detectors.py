@@ -400,6 +400,10 @@ def _box_centre(box: Any) -> np.ndarray:
     return np.array([box.x + box.width / 2.0, box.y + box.height / 2.0])
 
 
+DEFAULT_ANIME_BORDER = 0.25  # AnimeFace's defaults (benchmarks/README.md, detectors)
+DEFAULT_ANIME_UPSCALE_BELOW = 96
+
+
 @register("animeface")
 class AnimeFaceDetector:
     """AnimeFace (nagadomi's imager::AnimeFace via the `animeface` package): anime/manga character faces.
@@ -413,18 +417,19 @@ class AnimeFaceDetector:
     pixels through `Image.copy()` gave other eye and even hair colours in 12 of 12 drawn faces), so they
     were neither reproducible nor trustworthy. Its boxes and points did not change.
 
-    Options (both off by default, which keeps the outputs of earlier versions): `border` adds this fraction of
-    the image's long side as a white margin on every side before detection, since AnimeFace rarely finds a
-    face that touches the image's edge (tight face crops: most of them are found once there is a margin);
-    `upscale_below` enlarges (bicubic) an image whose long side is below this many pixels to that long side
-    first (a 64 px crop holds a face below AnimeFace's smallest); keep that to about 1.5x the smallest inputs,
-    as a blurrier enlargement (2x and more) loses more faces than it gains. Boxes and points are mapped back to the
+    Options, with defaults measured on real drawings (benchmarks/README.md, detectors): `border` adds this
+    fraction of the image's long side as a white margin on every side before detection, since AnimeFace
+    rarely finds a face that touches the image's edge (tight face crops: most of them are found once there
+    is a margin); `upscale_below` enlarges (bicubic) an image whose long side is below this many pixels to
+    that long side first (a 64 px crop holds a face below AnimeFace's smallest); keep that to about 1.5x the
+    smallest inputs, as a blurrier enlargement (2x and more) loses more faces than it gains. 0 turns either
+    off (`border: 0, upscale_below: 0` is AnimeFace as it comes). Boxes and points are mapped back to the
     source pixels (a box may then extend past the image) and colours are measured there.
     """
 
     name: str
 
-    def __init__(self, border: float = 0.0, upscale_below: int = 0) -> None:
+    def __init__(self, border: float = DEFAULT_ANIME_BORDER, upscale_below: int = DEFAULT_ANIME_UPSCALE_BELOW) -> None:
         import animeface
         import PIL
 
