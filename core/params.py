@@ -84,9 +84,15 @@ class AlignParams(_Section):
     (preprocessing/faces/align.py, `align_turned`); heads below it are cropped exactly as without it, and
     `reframe_turned: false` crops every head so. The default 35 sits above what landmark and box noise
     make of frontal and slightly turned faces, so their crops do not change.
+
+    `crop` is for datasets that come as face crops (the Anime-Face-Dataset, CelebA aligned, UTKFace, cat
+    crops): each picture's centred square of `crop_box` times its shorter side becomes the crop, whatever
+    a detector says. The domain's detector, if it has one, still runs: `select.require_face` drops the
+    pictures where it finds no face, and the faces it finds measure how the crops frame a face, which the
+    model file records so that translating a new photo frames its face the same way.
     """
 
-    method: Literal["eyes", "box"] = "eyes"
+    method: Literal["eyes", "box", "crop"] = "eyes"
     size: Annotated[int, Field(ge=16, le=512)] = 256
     eye_distance: Annotated[float, Field(gt=0, lt=1)] = 0.3
     eye_height: Annotated[float, Field(gt=0, lt=1)] = 0.4
@@ -94,15 +100,20 @@ class AlignParams(_Section):
     shift_up: Annotated[float, Field(ge=-1, le=1)] = 0.0
     reframe_turned: bool = True
     turned_yaw: Annotated[float, Field(ge=0, le=90)] = 35.0
+    level: bool = True  # box: turn the crop so the eye line is level, when the detector gives eyes
+    crop_box: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
 class SelectParams(_Section):
-    """Which detected faces become crops."""
+    """Which detected faces become crops. For align method `crop`, `min_face_size` is the side of the
+    picture's square in source pixels, `require_face` (on by default) keeps only pictures in whose square
+    the detector finds a face of at least `min_score`, and `faces`, `max_roll_degrees` do not apply."""
 
     faces: Literal["largest", "all"] = "largest"
     min_face_size: Annotated[int, Field(ge=1)] = 40  # box side in source pixels
     min_score: float = -1e9  # detector units (dlib HOG scores can be negative)
     max_roll_degrees: Annotated[float, Field(ge=0, le=180)] = 45.0
+    require_face: bool = True
 
 
 class TaggerParams(_Section):
@@ -116,10 +127,19 @@ class DomainParams(_Section):
     """One domain (human, anime, cat, ...): the unit a user adds to extend the pipeline."""
 
     source: Source
-    detector: DetectorParams | None = None  # required by the faces stage
+    detector: DetectorParams | None = None  # required by the faces stage, unless align.method is crop
     align: AlignParams = AlignParams()
     select: SelectParams = SelectParams()
     tagger: TaggerParams = TaggerParams()  # read by the tags stage
+
+    @model_validator(mode="after")
+    def _crops_need_a_detector_to_check(self) -> DomainParams:
+        if self.align.method == "crop" and self.detector is None and self.select.require_face:
+            raise ValueError(
+                "select.require_face: checking that each crop holds a face needs a detector; name one under "
+                "detector, or set select.require_face: false to take every picture as it is"
+            )
+        return self
 
 
 class ExecutorParams(_Section):
@@ -516,6 +536,7 @@ class EvaluateParams(_Section):
 
 
 class Params(_Section):
+    profile: Annotated[str, Field(pattern=DOMAIN_NAME.pattern)] = "demo"  # set by `twingan profile` (core/profiles.py)
     domains: dict[str, DomainParams]
     demo_data: DemoDataParams = DemoDataParams()
     ingest: IngestParams = IngestParams()

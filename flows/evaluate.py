@@ -275,6 +275,7 @@ def evaluate(loaded: LoadedParams) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "split": params.split,
         "model_step": run.info.step,
+        "model_profile": run.info.profile,
         "resolution": run.config.resolution,
         **{domain: reconstruction(run, domain) for domain in (run.source, run.target)},
     }

@@ -32,6 +32,7 @@ from core.params import LoadedParams, ParamsError, load_params
 from core.parquet import read_table, table_from_rows, write_table
 from core.schemas import FACE_REJECTS, FACES, RAW_MANIFEST
 from preprocessing.faces.extract import FacesJob, ImageRef, ImageResult, process_chunk
+from preprocessing.faces.framing import framing_errors, framing_summary, measure_framing
 from preprocessing.faces.shards import ShardWriter
 from preprocessing.plots import contact_sheet
 
@@ -45,17 +46,21 @@ def faces_chunk(refs: list[ImageRef], job: FacesJob, pool: Any) -> list[ImageRes
 
 def _job(loaded: LoadedParams, domain: str) -> FacesJob:
     spec = loaded.domain(domain)
-    if spec.detector is None:
-        raise ParamsError(f"domains.{domain}.detector: required by the faces stage (e.g. name: dlib_hog)")
+    if spec.detector is None and spec.align.method != "crop":
+        raise ParamsError(
+            f"domains.{domain}.detector: required by the faces stage (e.g. name: dlib_hog), unless the pictures "
+            "are already face crops (align: {method: crop})"
+        )
     from preprocessing.faces.detectors import available
 
-    if spec.detector.name not in available():
+    if spec.detector is not None and spec.detector.name not in available():
         raise ParamsError(
             f"domains.{domain}.detector.name: unknown detector {spec.detector.name!r} (known: {', '.join(available())})"
         )
     settings = loaded.params.faces
-    return FacesJob(domain=domain, raw_dir=str(Layout(loaded.root).raw(domain)), detector=spec.detector.name,
-                    detector_options=dict(spec.detector.options), align=spec.align.model_dump(),
+    detector, options = (spec.detector.name, dict(spec.detector.options)) if spec.detector else (None, {})
+    return FacesJob(domain=domain, raw_dir=str(Layout(loaded.root).raw(domain)), detector=detector,
+                    detector_options=options, align=spec.align.model_dump(),
                     select=spec.select.model_dump(), crop_format=settings.crop_format,
                     jpeg_quality=settings.jpeg_quality)  # fmt: skip
 
@@ -71,7 +76,7 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     out = Layout(loaded.root).faces(domain)
     with staged_dir(out) as staging:
         started = time.perf_counter()
-        log.info("faces@%s: %d images, detector %s, %s alignment to %d px", domain, len(refs), job.detector,
+        log.info("faces@%s: %d images, detector %s, %s alignment to %d px", domain, len(refs), job.detector or "none",
                  job.align["method"], job.align["size"])  # fmt: skip
 
         writer = ShardWriter(staging, settings.shard_max_bytes)
@@ -98,10 +103,18 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
         writer.flush()
 
         recorded = {"domain": domain, **{k: v for k, v in job.__dict__.items() if k not in ("raw_dir", "domain")}}
+        framing_metrics = None
+        if job.align["method"] == "crop":  # how the crops frame a face: what a new photo's face is cut to
+            framing = measure_framing(faces, job.align)
+            errors = framing_errors(faces, framing)
+            for row, error in zip(faces, errors, strict=True):
+                row["eye_error"] = error["eye_error"]
+            recorded["framing"] = framing
+            framing_metrics = framing_summary(framing, errors)
         write_table(table_from_rows(faces, FACES), staging / "faces.parquet", FACES, recorded)
         write_table(table_from_rows(rejects, FACE_REJECTS), staging / "rejects.parquet", FACE_REJECTS, recorded)
 
-    errors = [row["eye_error"] for row in faces if row["eye_error"] is not None]
+    errors = [row["eye_error"] for row in faces if row["eye_error"] is not None and job.align["method"] != "crop"]
     counts: dict[str, int] = {}
     for row in rejects:
         counts[row["reason"]] = counts.get(row["reason"], 0) + 1
@@ -117,6 +130,9 @@ def faces_flow(params_file: str, domain: str) -> dict[str, Any]:
     if errors:
         metrics["eye_error_median"] = round(float(np.median(errors)), 4)
         metrics["aligned_within_2pct"] = round(float(np.mean(np.asarray(errors) <= 0.02)), 4)
+    if framing_metrics is not None:
+        metrics["framing"] = framing_metrics
+        log.info("faces@%s: crops frame a face as %s", domain, json.dumps(framing_metrics))
     write_json_atomic(Layout(loaded.root).metrics("faces", domain), metrics)
     contact_sheet([data for _, data in sheet], Layout(loaded.root).plots("faces") / f"{domain}.png")
     log.info("faces@%s: %d of %d images with a kept face, %d faces in %d shards, rejects %s, in %.1f s", domain,
@@ -129,6 +145,8 @@ def check_faces(loaded: LoadedParams, domain: str) -> None:
     """What the stage refuses before any work (also `twingan check`): a missing or unknown detector, its
     unknown options, its missing model files (ModelFileMissing)."""
     job = _job(loaded, domain)
+    if job.detector is None:
+        return
     from preprocessing.faces.detectors import make_detector
 
     try:

@@ -78,7 +78,7 @@ def run_train(loaded: LoadedParams, *, stop_after: int | None = None) -> dict[st
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         started_here = True
     try:
-        return training_loop(loaded.params.train, paths, stop_after=stop_after)
+        return training_loop(loaded.params.train, paths, stop_after=stop_after, profile=loaded.params.profile)
     finally:
         if started_here:
             dist.destroy_process_group()

@@ -77,25 +77,21 @@ def query_faces(photo: Path, info: ModelInfo, source: str, *, aligned: bool, mod
             log.info("%s: %dx%d is not square; using its centre %dx%d", photo, width, height, side, side)
         top, left = (height - side) // 2, (width - side) // 2
         return [QueryFace(0, np.ascontiguousarray(rgb[top : top + side, left : left + side]), None)]
-    from preprocessing.faces.align import align_face, warp
-    from preprocessing.faces.detectors import make_detector
+    from inference.photo_faces import FaceFinder
 
     try:
         spec = info.faces_of(source, model_path)
     except CheckpointError as error:
         raise NeighborsError(f"{error}; or pass --aligned with a picture that is already a face crop") from None
-    detector = make_detector(spec["detector"], spec.get("detector_options") or {})
-    faces = detector.detect(rgb)
+    finder = FaceFinder(spec, info.config.resolution)
+    faces = finder.faces_in(rgb)
     if not faces:
         raise NeighborsError(
             f"{photo}: {spec['detector']} found no {source} face; if the picture is already a face crop, pass "
             "--aligned (or --from another domain)"
         )
-    out = []
-    for number, face in enumerate(faces):
-        alignment = align_face(face, spec["align"])
-        out.append(QueryFace(number, warp(rgb, alignment), tuple(float(v) for v in face.box)))
-    log.info("%s: %d %s face(s) found by %s", photo, len(out), source, spec["detector"])
+    out = [QueryFace(face.index, face.crop, tuple(float(v) for v in face.box)) for face in faces]
+    log.info("%s: %d %s face(s) found by %s", photo, len(out), source, finder.detector_name)
     return out
 
 

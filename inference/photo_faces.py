@@ -53,36 +53,65 @@ class PhotoFaces:
 
 
 class FaceFinder:
-    """The source domain's detector and alignment, as the model file records them (training/model_file.py)."""
+    """The source domain's detector and alignment, as the model file records them (training/model_file.py).
+
+    A domain of pre-cut crops (align method "crop") frames a detected face as its crops were measured to
+    (`framing`); one recorded without a detector, or whose crops showed the detector no face, takes each
+    picture whole as a crop, as its training pictures were."""
 
     def __init__(self, spec: Mapping[str, Any], resolution: int) -> None:
+        from preprocessing.faces.framing import photo_align
+
         self.spec, self.resolution = dict(spec), resolution
+        self.photo_align = photo_align(self.spec)
+        self.whole_pictures = self.spec.get("detector") is None or self.photo_align is None
         self._detector: Any = None
 
     @property
     def detector(self) -> Any:
-        """Built on first use (loading dlib's models takes a moment)."""
-        if self._detector is None:
+        """Built on first use (loading dlib's models takes a moment); None when pictures are taken whole."""
+        if self._detector is None and not self.whole_pictures:
             from preprocessing.faces.detectors import make_detector
 
             self._detector = make_detector(self.spec["detector"], self.spec.get("detector_options") or {})
         return self._detector
 
+    @property
+    def detector_name(self) -> str:
+        return "none (pictures are taken whole, as crops)" if self.whole_pictures else str(self.spec["detector"])
+
     def align(self, rgb: np.ndarray, faces: Sequence[Any]) -> list[AlignedFace]:
         """Crop each detected face as the faces stage would, with its matrix at the model's resolution."""
         from preprocessing.faces.align import align_face, resize_matrix, warp
 
+        assert self.photo_align is not None, "no framing to align a detected face with"
         aligned = []
         for index, face in enumerate(faces):
-            alignment = align_face(face, self.spec["align"])
+            alignment = align_face(face, self.photo_align)
             matrix = resize_matrix(alignment.matrix, alignment.size, self.resolution)
             aligned.append(AlignedFace(index, tuple(face.box), float(face.score), warp(rgb, alignment), matrix))
         return aligned
+
+    def whole(self, rgb: np.ndarray) -> AlignedFace:
+        """The picture itself as the crop: its centred square, as the faces stage cut the domain's crops."""
+        from preprocessing.faces.align import align_crop, crop_square, resize_matrix, warp
+
+        align = self.spec["align"]
+        height, width = rgb.shape[:2]
+        crop_box = align.get("crop_box", 1.0) if align["method"] == "crop" else 1.0
+        alignment = align_crop(width, height, align["size"], crop_box)
+        matrix = resize_matrix(alignment.matrix, alignment.size, self.resolution)
+        return AlignedFace(0, crop_square(width, height, crop_box), 1.0, warp(rgb, alignment), matrix)
 
     def faces_in(self, rgb: np.ndarray, seconds: dict[str, float] | None = None) -> list[AlignedFace]:
         """Every face the detector finds in an HxWx3 uint8 photo, aligned; times added to `seconds`."""
         seconds = {} if seconds is None else seconds
         started = time.perf_counter()
+        if self.whole_pictures:
+            seconds["align"] = seconds.get("align", 0.0)
+            aligned = [self.whole(rgb)]
+            seconds["align"] += time.perf_counter() - started
+            return aligned
         faces = self.detector.detect(rgb)
         detected = time.perf_counter()
         aligned = self.align(rgb, faces)
@@ -110,7 +139,7 @@ class FaceFinder:
             result.skipped = f"detection failed: {type(error).__name__}: {error}"
             return result
         if not result.faces:
-            result.skipped = f"no face: {self.detector.name} found none in {rgb.shape[1]}x{rgb.shape[0]}"
+            result.skipped = f"no face: {self.detector_name} found none in {rgb.shape[1]}x{rgb.shape[0]}"
         elif keep_photo:
             result.photo = rgb
         return result

@@ -304,13 +304,13 @@ class Translator:
         crop, face, where = rgb, None, f"the whole {rgb.shape[1]}x{rgb.shape[0]} image"
         spec = self.info.faces.get(self.target)
         if spec:
-            from preprocessing.faces.align import align_face, warp
-            from preprocessing.faces.detectors import make_detector
-
-            found = make_detector(spec["detector"], spec.get("detector_options") or {}).detect(rgb)
-            if found:
+            finder = FaceFinder(spec, self.resolution)
+            if finder.whole_pictures:
+                crop = finder.whole(rgb).crop
+                where += " (the model takes this domain's pictures whole, as crops)"
+            elif found := finder.detector.detect(rgb):
                 face = found[0]
-                crop = warp(rgb, align_face(face, spec["align"]))
+                crop = finder.align(rgb, [face])[0].crop
                 box = ", ".join(f"{v:.0f}" for v in face.box)
                 where = f"the {self.target} face at ({box}) of {len(found)} found"
             else:

@@ -306,7 +306,8 @@ class DemoModel:
         height, width = rgb.shape[:2]
         if not faces:
             raise DemoInputError(
-                f"no {source} face found in the photo ({translator.detector.name} found none in {width}x{height}); "
+                f"no {source} face found in the photo ({translator.finder.detector_name} found none in "
+                f"{width}x{height}); "
                 f"try a photo where the face is larger, upright and facing the camera"
             )
         portraits = translator.translate_crops(np.stack([face.crop for face in faces]), condition)

@@ -333,7 +333,9 @@ def _recorded(train: TrainParams) -> dict[str, Any]:
     return recorded
 
 
-def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None = None) -> dict[str, Any]:
+def training_loop(
+    train: TrainParams, paths: RunPaths, *, stop_after: int | None = None, profile: str = "demo"
+) -> dict[str, Any]:
     """Train (or resume) to `train.steps`; `stop_after` ends early after that many steps of this call
     (tests use it to kill a run in the middle)."""
     world = _Distributed()
@@ -414,22 +416,30 @@ def training_loop(train: TrainParams, paths: RunPaths, *, stop_after: int | None
     if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
         last_stats = {k: v for k, v in history.rows[-1].items() if k not in ("step", "images_per_second", "alpha")}
 
-    metrics = {"step": step, "images_seen": step * images_per_step, "seconds": round(time.perf_counter() - started, 2),
-               "weights_sha256": _digest(model), **{k: round(v, 6) for k, v in last_stats.items()}}  # fmt: skip
+    metrics = {"profile": profile, "step": step, "images_seen": step * images_per_step,
+               "seconds": round(time.perf_counter() - started, 2), "weights_sha256": _digest(model),
+               **{k: round(v, 6) for k, v in last_stats.items()}}  # fmt: skip
     if writer and step >= train.steps:
         if not paths.working_samples.is_file():  # e.g. a finished run resumed: the grid of its final weights
             grow = growth(train, step)
             picture = translation_grid(ema, _grown({d: dict(b) for d, b in fixed.items()}, grow), **grow)
             save_png(picture, paths.working_samples)
-        _publish(run, paths, recorded, metrics, history, step)
+        _publish(run, paths, recorded, metrics, history, step, profile)
     return metrics
 
 
 def _publish(
-    run: _Run, paths: RunPaths, recorded: dict[str, Any], metrics: dict[str, Any], history: _History, step: int
+    run: _Run,
+    paths: RunPaths,
+    recorded: dict[str, Any],
+    metrics: dict[str, Any],
+    history: _History,
+    step: int,
+    profile: str,
 ) -> None:
     """A finished run's outputs, each atomically: the model file, the metrics, and its plots."""
-    save_model(paths.model, run.ema, vocabulary=run.vocabulary, step=step, faces=run.dataset.faces, train=recorded)
+    save_model(paths.model, run.ema, vocabulary=run.vocabulary, step=step, faces=run.dataset.faces, train=recorded,
+               profile=profile)  # fmt: skip
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
     tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -1,8 +1,9 @@
 """The model file `models/twingan.pt`: what inference, the index, the evaluation and the demo load.
 
 It holds the EMA encoder and generator (not the discriminators: nothing after training needs them), the
-network config, the tag vocabulary in conditioning order, the step, the train params, and per domain how
-its faces were detected and aligned (`faces`: detector, detector options, alignment), so a raw photo is
+network config, the tag vocabulary in conditioning order, the step, the train params, the params profile that
+made it (`demo`, `real`: core/profiles.py), and per domain how its faces were detected and aligned (`faces`:
+detector, detector options, alignment, and for pre-cut crops their measured framing), so a raw photo is
 cropped for the model exactly as its training crops were, without the params file that made it.
 """
 
@@ -29,6 +30,7 @@ class ModelInfo:
     step: int
     faces: Mapping[str, Mapping[str, Any]]  # domain -> {"detector", "detector_options", "align"}; {} if unknown
     train: Mapping[str, Any]
+    profile: str = "unknown"  # the params profile that trained it (core/profiles.py); unknown in older files
 
     def faces_of(self, domain: str, path: Path | str = "the model file") -> Mapping[str, Any]:
         """How `domain`'s faces were cropped; an error naming the domain when the file does not say."""
@@ -50,6 +52,7 @@ def save_model(
     step: int,
     faces: Mapping[str, Mapping[str, Any]],
     train: Mapping[str, Any],
+    profile: str = "demo",
 ) -> None:
     """Atomically; byte-identical for identical weights and metadata."""
     save_atomic(
@@ -62,6 +65,7 @@ def save_model(
             "encoder": model.encoder.state_dict(),
             "generator": model.generator.state_dict(),
             "train": dict(train),
+            "profile": profile,
         },
         path,
     )
@@ -84,6 +88,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[Tw
             step=int(payload["step"]),
             faces=payload.get("faces", {}),
             train=payload.get("train", {}),
+            profile=str(payload.get("profile", "unknown")),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: does not match this version's networks ({error}); retrain it") from None

@@ -130,6 +130,37 @@ def check(params: ParamsOption = Path("params.yaml")) -> None:
         raise typer.Exit(code=2)
 
 
+@app.command()
+def profile(
+    name: Annotated[str | None, typer.Argument(help="A profile of profiles/ (see --list).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-S",
+            help="key.path=value (YAML) applied after the profile, e.g. "
+            "domains.human.source.path=/data/photos; repeatable.",
+        ),
+    ] = None,
+    list_profiles: Annotated[bool, typer.Option("--list", help="List the profiles.")] = False,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Switch params.yaml to a profile (core/profiles.py), e.g. `twingan profile real`, then check it as the
+    stages will. Run it with `dvc exp run` (a DVC experiment); `git checkout params.yaml` is the demo again."""
+    from core.profiles import apply_profile, available, profiles_dir
+
+    root = params.absolute().parent
+    if list_profiles or name is None:
+        for known in available(root):
+            typer.echo(f"{known}: {profiles_dir(root) / known}.yaml")
+        return
+    with _reported():
+        keys = apply_profile(params, name, set_ or [])
+    typer.echo(f"{params}: profile {name}: set {', '.join(keys)}")
+    typer.echo("run it with `dvc exp run` (or `dvc repro`); `git checkout params.yaml` returns to the demo")
+    check(params)
+
+
 @app.command("demo-data")
 def demo_data(params: ParamsOption = Path("params.yaml")) -> None:
     """Stage demo_data: write the demo profile's inputs (flows/demo_data.py)."""

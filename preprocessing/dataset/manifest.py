@@ -17,7 +17,7 @@ from preprocessing.dataset.balance import balanced_weights, gender_of
 from preprocessing.dataset.quality import CropQuality
 
 # What of faces.parquet's metadata says how the crops were made (detector, options, alignment).
-FACES_SPEC_KEYS = ("detector", "detector_options", "align", "select")
+FACES_SPEC_KEYS = ("detector", "detector_options", "align", "select", "framing")
 
 
 def manifest_rows(

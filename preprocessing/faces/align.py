@@ -72,7 +72,7 @@ class Alignment:
     matrix: np.ndarray  # 2x3 float64, source (x, y) -> crop (x, y)
     size: int
     roll_degrees: float  # head roll from the eye line (0 when no eyes were given)
-    method: str  # "eyes", "box", or "turned" (eyes blended into the box: a head turned past turned_yaw)
+    method: str  # "eyes", "box", "turned" (eyes blended into the box: a head turned past turned_yaw), "crop"
 
 
 def _point(value: Point, name: str) -> np.ndarray:
@@ -291,16 +291,48 @@ def align_by_box(
     return Alignment(matrix, size, roll, "box")
 
 
+def align_crop(width: int, height: int, size: int, crop_box: float = 1.0) -> Alignment:
+    """A picture that is already a face crop (align method "crop"): its centred square of side
+    `crop_box` times the shorter side, scaled to `size`. Pixel centres map to pixel centres, so a
+    square picture at `size` with crop_box 1 is the identity."""
+    size = _check_size(size)
+    if not (width >= 1 and height >= 1):
+        raise ValueError(f"picture of {width}x{height} has no pixels to crop")
+    if not 0 < crop_box <= 1:
+        raise ValueError(f"crop_box must be in (0, 1], got {crop_box}")
+    x0, y0, x1, _ = crop_square(width, height, crop_box)
+    scale = size / (x1 - x0)
+    # The square's edges (x0 - 0.5 .. x1 - 0.5 in pixel-centre coordinates) go to -0.5 .. size - 0.5.
+    matrix = np.array([[scale, 0.0, (0.5 - x0) * scale - 0.5], [0.0, scale, (0.5 - y0) * scale - 0.5]])
+    return Alignment(matrix, size, 0.0, "crop")
+
+
+def crop_square(width: int, height: int, crop_box: float = 1.0) -> tuple[float, float, float, float]:
+    """The (x0, y0, x1, y1) box in source pixels that `align_crop` takes: centred, crop_box times the
+    shorter side."""
+    side = crop_box * min(width, height)
+    x0, y0 = (width - side) / 2, (height - side) / 2
+    return (x0, y0, x0 + side, y0 + side)
+
+
 def align_face(face: Face, spec: Mapping[str, Any], size: int | None = None) -> Alignment:
     """The alignment a domain's `align` params give one detected face, at `size` (default: spec["size"]).
 
     The one place that reads an `align` spec, so the faces stage and inference crop a face identically:
     method "eyes" aligns by the eyes (and mouth, when the detector gives one), reframing turned heads
     (`align_turned`) when `reframe_turned` is on, and falls back to the box when the detector found no
-    eyes; method "box" crops around the box, levelled by the eyes when known. Every framing parameter is
-    a fraction of the crop, so another `size` gives the same framing, scaled. A spec recorded before
-    `reframe_turned` existed (an old model file) reads as off: that is how its crops were cut.
+    eyes; method "box" crops around the box, levelled by the eyes when known (unless `level` is off).
+    Every framing parameter is a fraction of the crop, so another `size` gives the same framing, scaled. A
+    spec recorded before `reframe_turned` existed (an old model file) reads as off: that is how its crops
+    were cut. Method
+    "crop" (pictures that are already crops) has no framing of a detected face of its own: a photo's face
+    is framed as the faces stage measured the crops to be (preprocessing/faces/framing.py).
     """
+    if spec["method"] == "crop":
+        raise ValueError(
+            "align method 'crop' frames whole pictures (align_crop), not a detected face; frame a "
+            "face with what the faces stage measured of the crops (framing.photo_align)"
+        )
     size = spec["size"] if size is None else size
     eyes = (face.landmarks.get("eye_left"), face.landmarks.get("eye_right"))
     if spec["method"] == "eyes" and all(eyes):
@@ -311,8 +343,9 @@ def align_face(face: Face, spec: Mapping[str, Any], size: int | None = None) -> 
                                 turned_yaw=spec.get("turned_yaw", DEFAULT_TURNED_YAW))  # fmt: skip
         return align_by_eyes(eyes[0], eyes[1], size, mouth=face.landmarks.get("mouth"),
                              eye_distance=spec["eye_distance"], eye_height=spec["eye_height"])  # fmt: skip
+    level = all(eyes) and spec.get("level", True)
     return align_by_box(face.box, size, margin=spec["margin"], shift_up=spec["shift_up"],
-                        eyes=eyes if all(eyes) else None)  # fmt: skip
+                        eyes=eyes if level else None)  # fmt: skip
 
 
 def resize_matrix(matrix: np.ndarray, size: int, resolution: int) -> np.ndarray:
@@ -423,9 +456,11 @@ __all__ = [
     "Alignment",
     "align_by_box",
     "align_by_eyes",
+    "align_crop",
     "align_face",
     "align_turned",
     "apparent_yaw",
+    "crop_square",
     "invert",
     "resize_matrix",
     "roll_degrees",

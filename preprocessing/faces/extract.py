@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from preprocessing.faces.align import Alignment, align_face, transform_points, warp
+from preprocessing.faces.align import Alignment, align_crop, align_face, crop_square, transform_points, warp
 from preprocessing.faces.detectors import Detector, Face, make_detector, model_dir
 from preprocessing.images import load_rgb
 
@@ -28,7 +28,7 @@ class FacesJob:
 
     domain: str
     raw_dir: str  # data/raw/<domain>
-    detector: str
+    detector: str | None  # None: a crop domain whose pictures are taken as they are
     detector_options: dict[str, Any]
     align: dict[str, Any]  # AlignParams as a dict
     select: dict[str, Any]  # SelectParams as a dict
@@ -56,6 +56,7 @@ _eye_checker: Any = None
 
 
 def detector_for(job: FacesJob) -> Detector:
+    assert job.detector is not None, "a job without a detector has nothing to detect with"
     key = (job.detector, json.dumps(job.detector_options, sort_keys=True))
     if key not in _workers:
         _workers[key] = make_detector(job.detector, job.detector_options)
@@ -69,7 +70,7 @@ def _eye_error(crop: np.ndarray, face: Face, alignment: Alignment, job: FacesJob
     to the box does not count as alignment error. A turned head reframed by its box (method "turned") has
     its eyes off their canonical places on purpose, so it is not measured."""
     global _eye_checker
-    if alignment.method != "eyes" or not job.detector.startswith("dlib"):
+    if alignment.method != "eyes" or not (job.detector or "").startswith("dlib"):
         return None
     import dlib
 
@@ -117,6 +118,8 @@ def process_image(ref: ImageRef, job: FacesJob) -> ImageResult:
     except Exception as error:
         _reject(result, job, "unreadable", f"{type(error).__name__}: {error}")
         return result
+    if job.align["method"] == "crop":
+        return _process_crop(rgb, result, job)
     detector = detector_for(job)
     faces = detector.detect(rgb)
     result.detected = len(faces)
@@ -152,6 +155,56 @@ def process_image(ref: ImageRef, job: FacesJob) -> ImageResult:
             "eye_error": _eye_error(crop, face, alignment, job),
             "attributes": json.dumps(face.attributes, sort_keys=True, default=_jsonable),
         })  # fmt: skip
+    return result
+
+
+def _inside(face: Face, square: tuple[float, float, float, float]) -> bool:
+    x0, y0, x1, y1 = face.box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return square[0] <= cx <= square[2] and square[1] <= cy <= square[3]
+
+
+def _process_crop(rgb: np.ndarray, result: ImageResult, job: FacesJob) -> ImageResult:
+    """A picture that is already a face crop: its centred square becomes the crop. The detector, when the
+    domain has one, checks it (the largest face centred in the square) and records where the face sits, which
+    the stage turns into the domain's framing (preprocessing/faces/framing.py)."""
+    height, width = rgb.shape[:2]
+    square = crop_square(width, height, job.align["crop_box"])
+    side = square[2] - square[0]
+    select = job.select
+    if side < select["min_face_size"]:
+        _reject(result, job, "too_small", f"crop {side:.0f} px < min_face_size {select['min_face_size']}")
+        return result
+    face: Face | None = None
+    name, version = "none", ""
+    if job.detector is not None:
+        detector = detector_for(job)
+        name, version = detector.name, detector.version
+        found = detector.detect(rgb)
+        result.detected = len(found)
+        inside = [f for f in found if _inside(f, square) and f.score >= select["min_score"]]
+        face = inside[0] if inside else None
+        if face is None and select["require_face"]:
+            reason = "low_score" if any(_inside(f, square) for f in found) else "no_face"
+            detail = (f"{name} found no face of score >= {select['min_score']} in the crop's square"
+                      if reason == "low_score" else f"{name} found no face in the {width}x{height} crop")  # fmt: skip
+            _reject(result, job, reason, detail)
+            return result
+    alignment = align_crop(width, height, job.align["size"], job.align["crop_box"])
+    crop = warp(rgb, alignment)
+    data = encode(crop, job.crop_format, job.jpeg_quality)
+    result.crops.append(data)
+    result.faces.append({
+        "face_id": f"{result.image_id}-0", "image_id": result.image_id, "domain": job.domain, "face_index": 0,
+        "box": [float(v) for v in (face.box if face else square)], "score": float(face.score) if face else 0.0,
+        "landmarks": [{"name": k, "x": float(x), "y": float(y)} for k, (x, y) in sorted(face.landmarks.items())]
+        if face else [],
+        "transform": [float(v) for v in np.asarray(alignment.matrix, dtype=np.float64).reshape(6)],
+        "roll_degrees": 0.0, "align_method": "crop", "detector": name if face else "none",
+        "detector_version": version if face else "", "crop_size": alignment.size, "crop_format": job.crop_format,
+        "crop_sha256": hashlib.sha256(data).hexdigest(), "eye_error": None,  # filled in by the stage (framing)
+        "attributes": json.dumps(face.attributes if face else {}, sort_keys=True, default=_jsonable),
+    })  # fmt: skip
     return result
 
 
