@@ -554,7 +554,9 @@ def run_translate(
         raise UsageError(f"no photos found in: {', '.join(map(str, photos))}")
     workers = default_workers(len(files)) if workers is None else workers
     with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
-        log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s)", len(files),
-                 source, target, ", ".join(wanted) or "none", translator.device, workers, threads)  # fmt: skip
+        log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s); model %s: "
+                 "profile %s, step %d, %d px", len(files), source, target, ", ".join(wanted) or "none",
+                 translator.device, workers, threads, translator.path, translator.info.profile, translator.info.step,
+                 translator.resolution)  # fmt: skip
         return translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size,
                                    workers=workers)  # fmt: skip

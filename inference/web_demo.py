@@ -203,8 +203,8 @@ class DemoModel:
     def from_file(cls, path: Path | str, **options: Any) -> DemoModel:
         """Load `path` (training/model_file.py) once; options as for the constructor."""
         model, info = load_model(path, "cpu")
-        log.info("loaded %s: domains %s, %d px, %d tags, step %d", path, ", ".join(info.config.domains),
-                 info.config.resolution, len(info.vocabulary), info.step)  # fmt: skip
+        log.info("loaded %s: profile %s, domains %s, %d px, %d tags, step %d", path, info.profile,
+                 ", ".join(info.config.domains), info.config.resolution, len(info.vocabulary), info.step)  # fmt: skip
         return cls(model, info, path=path, **options)
 
     @property
@@ -373,7 +373,8 @@ def build_app(
         gr.Markdown(
             f"## Twin-GAN: translate the faces of a photo\n"
             f"Model `{demo.path.name}`: domains {', '.join(info.config.domains)}, {info.config.resolution} px, "
-            f"step {info.step}. Upload a photo, choose tags or a reference picture, press **Translate**."
+            f"step {info.step}, profile {info.profile}. Upload a photo, choose tags or a reference picture, press "
+            "**Translate**."
         )
         with gr.Row():
             with gr.Column():

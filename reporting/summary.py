@@ -177,6 +177,7 @@ def train_line(m: dict[str, Any]) -> str:
         parts[0] += f" in {m['seconds']:g} s"
     parts += [losses] if losses else []
     parts += [f"weights {str(m['weights_sha256'])[:12]}"] if m.get("weights_sha256") else []
+    parts += [f"profile {m['profile']}"] if m.get("profile") else []
     return "; ".join(parts)
 
 
