@@ -41,7 +41,7 @@ def test_demo_profile_reproduces_then_is_a_no_op_then_grows_by_a_domain(tmp_path
     assert json.loads((root / "metrics/tags/human.json").read_text())["tagged"] >= 1
     anime_dataset = json.loads((root / "metrics/dataset/anime.json").read_text())
     assert anime_dataset["faces_kept"] + anime_dataset["near_duplicates_removed"] == 24  # 3 repeated drawings
-    assert anime_dataset["splits"]["train"] >= 15 and (root / "plots/dataset/anime/train.png").is_file()
+    assert anime_dataset["splits"]["train"] >= 12 and (root / "plots/dataset/anime/train.png").is_file()
     trained = json.loads((root / "metrics/train.json").read_text())
     assert (
         trained["step"] == 40
