@@ -53,23 +53,26 @@ class ResnetBlock(nn.Module):
         return x + self.body(x)
 
 
-def resnet_generator(blocks: int) -> nn.Module:
-    layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, 64, 7), nn.InstanceNorm2d(64), nn.ReLU(True)]
-    for cin, cout in ((64, 128), (128, 256)):
+def resnet_generator(blocks: int, width: int = 64) -> nn.Module:
+    """c7s1-w, d2w, d4w, `blocks` residual blocks, u2w, uw, c7s1-3 (the paper's w = 64)."""
+    w1, w2, w4 = width, 2 * width, 4 * width
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, w1, 7), nn.InstanceNorm2d(w1), nn.ReLU(True)]
+    for cin, cout in ((w1, w2), (w2, w4)):
         layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.InstanceNorm2d(cout), nn.ReLU(True)]
-    layers += [ResnetBlock(256) for _ in range(blocks)]
-    for cin, cout in ((256, 128), (128, 64)):
+    layers += [ResnetBlock(w4) for _ in range(blocks)]
+    for cin, cout in ((w4, w2), (w2, w1)):
         layers += [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(cout),
                    nn.ReLU(True)]  # fmt: skip
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(w1, 3, 7), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
-def patch_discriminator() -> nn.Module:
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-    for cin, cout, stride in ((64, 128, 2), (128, 256, 2), (256, 512, 1)):
+def patch_discriminator(width: int = 64) -> nn.Module:
+    """The 70x70 PatchGAN: C w, C 2w, C 4w, C 8w (the paper's w = 64)."""
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    for cin, cout, stride in ((width, 2 * width, 2), (2 * width, 4 * width, 2), (4 * width, 8 * width, 1)):
         layers += [nn.Conv2d(cin, cout, 4, stride, 1), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2, True)]
-    layers += [nn.Conv2d(512, 1, 4, 1, 1)]
+    layers += [nn.Conv2d(8 * width, 1, 4, 1, 1)]
     return nn.Sequential(*layers)
 
 

@@ -45,7 +45,7 @@ class SplitImages:
 
 
 def read_split(
-    root: Path, domain: str, split: str, *, max_images: int, vocabulary: tuple[str, ...], condition_dim: int,
+    root: Path, domain: str, split: str, *, max_images: int, vocabulary: tuple[str, ...] | None, condition_dim: int,
     tag_dim: int, shown: str | Path | None = None,
 ) -> SplitImages:  # fmt: skip
     """Read up to `max_images` faces of `split`; a split without rows gives an empty set with the reason

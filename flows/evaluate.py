@@ -6,7 +6,8 @@ For `evaluate.source` (photos, say) and `evaluate.target` (anime) it reports:
 - per direction (source -> target and back): FID and KID of the translations against the real faces of the
   other domain, both at the model's resolution (Inception features; needs `evaluate.inception`);
 - source -> target only: the share of translations in which AnimeFace finds a face, beside the share of
-  real target faces (at the model's resolution too) in which it does, the ceiling at that resolution; the
+  real target faces (at the model's resolution too) in which it does, the ceiling at that resolution, and
+  the share of the input photos themselves, a floor (AnimeFace pads every image first: docs); the
   agreement of the input photo's pose (dlib) with the output's (AnimeFace); and how often the hair colour
   AnimeFace measures on an output is the colour the translation was asked for.
 
@@ -61,12 +62,19 @@ def key(source: str, target: str) -> str:
 
 
 class _Run:
-    """What every metric of one evaluation reads: the model, the faces, their translations."""
+    """What every metric of one evaluation reads: the model, the faces, their translations.
 
-    def __init__(self, loaded: LoadedParams, params: EvaluateParams) -> None:
+    The model is models/twingan.pt unless one is given: anything with the Twin-GAN's `encode(x, domain)` and
+    `decode(latent, skips, domain, condition)`, and its ModelInfo-like description (config.resolution,
+    config.domains, config.tag_dim, config.condition_dim, vocabulary, step, profile), so that a baseline
+    (benchmarks/cyclegan_baseline.py) or an untrained model is measured by the same code on the same faces."""
+
+    def __init__(self, loaded: LoadedParams, params: EvaluateParams, model: Any = None, info: Any = None) -> None:
         self.params, self.root = params, loaded.root
         self.device = resolve_device(params.device)
-        self.model, self.info = load_model(self.root / MODEL, self.device)
+        if model is None:
+            model, info = load_model(self.root / MODEL, self.device)
+        self.model, self.info = model, info
         self.config = self.info.config
         self.source, self.target = _check_domains(params, self.config.domains, self.root)
         self.vocabulary = Vocabulary.from_params(loaded.params.tags)
@@ -77,7 +85,7 @@ class _Run:
                 domain,
                 params.split,
                 max_images=params.max_images,
-                vocabulary=self.info.vocabulary,
+                vocabulary=self.info.vocabulary or None,  # a model without tags: the dataset's own
                 condition_dim=self.config.condition_dim,
                 tag_dim=self.config.tag_dim,
                 shown=f"data/datasets/{domain}",
@@ -184,14 +192,17 @@ def animeface_metrics(run: _Run) -> dict[str, Any]:
     else:
         out["animeface_rate_real"] = float(np.mean([bool(f) for f in found_real]))
     if not len(run.data[s]):
-        for name in ("animeface_rate", "pose_roll_error_degrees", "pose_yaw_correlation", "pose_flip_rate",
-                     "hair_agreement"):  # fmt: skip
+        for name in ("animeface_rate", "animeface_rate_inputs", "pose_roll_error_degrees", "pose_yaw_correlation",
+                     "pose_flip_rate", "hair_agreement"):  # fmt: skip
             out.update(not_computed(name, run.data[s].missing))
         return out
     outputs = to_uint8(run.translated[(s, t)])
     found = run.detect(outputs, animeface, f"AnimeFace on {s}->{t}")
     out["animeface_rate"] = float(np.mean([bool(f) for f in found]))
     out["animeface_found"] = int(sum(bool(f) for f in found))
+    # The floor: AnimeFace on the input photos themselves, treated the same way.
+    found_inputs = run.detect(to_uint8(run.real[s]), animeface, f"AnimeFace on real {s}")
+    out["animeface_rate_inputs"] = float(np.mean([bool(f) for f in found_inputs]))
     with _timed("pose of the inputs (dlib)"):
         poses = run.detect(run.data[s].pixels, PhotoPoseEstimator, f"dlib pose of {s}")
     out["pose_inputs_measured"] = int(sum(p is not None for p in poses))
@@ -268,10 +279,19 @@ def _message(text: str) -> np.ndarray:
 
 def evaluate(loaded: LoadedParams) -> dict[str, Any]:
     """Compute every metric and write the metrics file and the sample grid; returns the metrics."""
-    params = loaded.params.evaluate
     started = time.perf_counter()
+    metrics, picture = measure(loaded)
+    write_json_atomic(loaded.root / METRICS, metrics)
+    save_png(picture, loaded.root / SAMPLES)
+    log.info("wrote %s and %s in %.1f s", METRICS, SAMPLES, time.perf_counter() - started)
+    return metrics
+
+
+def measure(loaded: LoadedParams, model: Any = None, info: Any = None) -> tuple[dict[str, Any], np.ndarray]:
+    """Every metric of a model (models/twingan.pt unless given: see _Run) and its sample grid."""
+    params = loaded.params.evaluate
     extractor, reason = _extractor(params, loaded.root, resolve_device(params.device))  # a wrong file fails before work
-    run = _Run(loaded, params)
+    run = _Run(loaded, params, model, info)
     metrics: dict[str, Any] = {
         "split": params.split,
         "model_step": run.info.step,
@@ -288,7 +308,4 @@ def evaluate(loaded: LoadedParams) -> dict[str, Any]:
     for direction, entry in distances.items():
         metrics[direction] = entry
     metrics[key(run.source, run.target)].update(one_way)
-    write_json_atomic(loaded.root / METRICS, metrics)
-    save_png(sample_grid(run), loaded.root / SAMPLES)
-    log.info("wrote %s and %s in %.1f s", METRICS, SAMPLES, time.perf_counter() - started)
-    return metrics
+    return metrics, sample_grid(run)

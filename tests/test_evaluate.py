@@ -9,6 +9,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -442,11 +443,34 @@ def test_the_stage_reports_numbers_where_it_can_and_reasons_where_it_cannot(
         assert direction["fid"] > 0 and np.isfinite(direction["kid"]) and direction["kid_subset_size"] == 3
     assert there["animeface_rate_real"] == 1.0  # the drawings, at the model's 64 px, upscaled to 128
     assert 0 <= there["animeface_rate"] <= 1 and there["pose_inputs_measured"] >= 1  # dlib finds the astronaut
+    assert 0 <= there["animeface_rate_inputs"] <= 0.5  # the floor: the photos themselves
     assert there["hair_outputs"] == 4 and set(there["hair_agreement_by_colour"]) == {"blonde", "blue"}
     for name in ("hair_agreement", "pose_flip_rate", "pose_yaw_correlation", "pose_roll_error_degrees"):
         assert (there[name] is None) == (f"{name}_status" in there)  # a number, or null and a reason
     picture = np.asarray(Image.open(project / "plots/evaluate/samples.png"))
     assert picture.shape == (2 + 6 * (64 + 2), 2 + 3 * (64 + 2), 3)  # 3 rows per direction, 3 faces each
+
+
+def test_a_model_given_to_measure_is_what_is_measured(project: Path) -> None:
+    """Any model with the Twin-GAN's encode/decode (a baseline, an untrained model) goes through the same metrics:
+    one that returns its input reconstructs exactly and translates each photo into itself."""
+    from flows.evaluate import measure
+
+    class Identity:
+        def encode(self, images: torch.Tensor, domain: str) -> tuple[torch.Tensor, list]:
+            return images, []
+
+        def decode(self, latent: torch.Tensor, skips: list, domain: str, condition: object) -> torch.Tensor:
+            return latent
+
+    config = SimpleNamespace(resolution=64, domains=("human", "anime"), tag_dim=0, condition_dim=0)
+    info = SimpleNamespace(config=config, vocabulary=(), step=0, profile="identity")
+    metrics, picture = measure(load_params(params_of(project)), Identity(), info)
+    assert metrics["model_profile"] == "identity" and metrics["human"]["reconstruction_psnr_db"] == 100.0
+    there = metrics["human_to_anime"]
+    assert there["animeface_rate"] == there["animeface_rate_inputs"]  # the translations are the photos
+    assert there["hair_agreement"] is None and "without tag conditioning" in there["hair_agreement_status"]
+    assert picture.ndim == 3
 
 
 def test_without_the_inception_file_or_the_faces_the_metrics_say_why(project: Path) -> None:
