@@ -530,6 +530,7 @@ class EvaluateParams(_Section):
     workers: Annotated[int, Field(ge=1, le=64)] = 2  # processes for AnimeFace and dlib
     hair_colors: tuple[str, ...] = ()  # hair colours to ask for; empty: every hair tag of the model
     hair_images: Annotated[int, Field(ge=1)] = 16  # source faces translated per colour
+    background_images: Annotated[int, Field(ge=0)] = 32  # source faces put on 5 backgrounds (0: not measured)
     source_min_yaw: Annotated[float, Field(ge=0)] = 0.15  # |yaw proxy| above which a face counts as turned
     target_min_yaw: Annotated[float, Field(ge=0)] = 0.04
     samples: Annotated[int, Field(ge=1, le=64)] = 8  # faces per domain on plots/evaluate/samples.png

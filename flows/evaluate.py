@@ -8,8 +8,9 @@ For `evaluate.source` (photos, say) and `evaluate.target` (anime) it reports:
 - source -> target only: the share of translations in which AnimeFace finds a face, beside the share of
   real target faces (at the model's resolution too) in which it does, the ceiling at that resolution, and
   the share of the input photos themselves, a floor (AnimeFace pads every image first: docs); the
-  agreement of the input photo's pose (dlib) with the output's (AnimeFace); and how often the hair colour
-  AnimeFace measures on an output is the colour the translation was asked for.
+  agreement of the input photo's pose (dlib) with the output's (AnimeFace); how often the hair colour
+  AnimeFace measures on an output is the colour the translation was asked for; and how far that colour
+  moves when the same photos are put on other backgrounds (evaluation/background.py).
 
 Translations are conditioned as in training: input i on the tags of the i-th real face of the target split
 (cycled); reconstructions on the face's own tags. Each metric that cannot be computed on the data at hand
@@ -33,14 +34,17 @@ from core.atomic import write_json_atomic
 from core.devices import resolve_device
 from core.layout import Layout
 from core.params import EvaluateParams, LoadedParams, ParamsError
-from evaluation.agreement import hair_agreement, not_computed, pose_agreement
+from evaluation.agreement import hair_agreement, hair_colour_of, not_computed, pose_agreement
+from evaluation.background import BACKGROUNDS, composited, hair_shift, person_mask
 from evaluation.detect import face_detector, run_all
 from evaluation.fid import FeatureStats, frechet_distance, kernel_distance
 from evaluation.images import as_uint8_nchw, cycled, psnr_db, read_split, run_model
 from evaluation.inception import FeatureExtractor, load_feature_extractor
 from evaluation.pose import PhotoPoseEstimator, pose_of_drawing
+from preprocessing.tags.taggers import AnimeFaceColorsTagger
 from preprocessing.tags.vocabulary import Vocabulary
 from training.conditioning import condition_vector
+from training.data import to_images
 from training.model_file import load_model
 from training.samples import grid, save_png, to_uint8
 
@@ -193,7 +197,7 @@ def animeface_metrics(run: _Run) -> dict[str, Any]:
         out["animeface_rate_real"] = float(np.mean([bool(f) for f in found_real]))
     if not len(run.data[s]):
         for name in ("animeface_rate", "animeface_rate_inputs", "pose_roll_error_degrees", "pose_yaw_correlation",
-                     "pose_flip_rate", "hair_agreement"):  # fmt: skip
+                     "pose_flip_rate", "hair_agreement", "background_hair_shift_delta_e"):  # fmt: skip
             out.update(not_computed(name, run.data[s].missing))
         return out
     outputs = to_uint8(run.translated[(s, t)])
@@ -213,7 +217,33 @@ def animeface_metrics(run: _Run) -> dict[str, Any]:
             pairs.append((pose, drawn))
     out.update(pose_agreement(pairs, source_min_yaw=params.source_min_yaw, target_min_yaw=params.target_min_yaw))
     out.update(hair_metrics(run))
+    out.update(background_metrics(run))
     return out
+
+
+def background_metrics(run: _Run) -> dict[str, Any]:
+    """The seed's failure case (a): the same source faces on five plain backgrounds (evaluation/background.py),
+    translated with the same condition; how far the output's hair colour moves from the one on its own."""
+    s, t, params = run.source, run.target, run.params
+    count = min(params.background_images, len(run.data[s]))
+    if count == 0:
+        why = "evaluate.background_images is 0" if not params.background_images else run.data[s].missing
+        return not_computed("background_hair_shift_delta_e", why)
+    photos = to_uint8(run.real[s][:count])
+    colours = list(BACKGROUNDS.values())
+    pictures = np.stack([[photo, *(composited(photo, person_mask(photo), c) for c in colours)] for photo in photos])
+    per = pictures.shape[1]
+    images = to_images(pictures.reshape(-1, *pictures.shape[2:]), run.config.resolution)
+    condition = cycled(run.data[t].condition, count)
+    condition = condition.repeat_interleave(per, dim=0) if condition is not None else None
+    outputs = to_uint8(run.apply(images, s, t, condition))
+    animeface = functools.partial(face_detector, "animeface", {})
+    found = run.detect(outputs, animeface, f"AnimeFace on {s}->{t} on other backgrounds")
+    tagger = AnimeFaceColorsTagger(run.vocabulary)
+    hair = [faces[0].attributes.get("hair_color") if faces else None for faces in found]
+    names = [hair_colour_of(faces[0], tagger) if faces else None for faces in found]
+    return hair_shift([hair[i : i + per] for i in range(0, len(hair), per)],
+                      [names[i : i + per] for i in range(0, len(names), per)])  # fmt: skip
 
 
 def _hair_colours(params: EvaluateParams, model_tags: tuple[str, ...], vocabulary: Vocabulary) -> list[str]:

@@ -444,11 +444,41 @@ def test_the_stage_reports_numbers_where_it_can_and_reasons_where_it_cannot(
     assert there["animeface_rate_real"] == 1.0  # the drawings, at the model's 64 px, upscaled to 128
     assert 0 <= there["animeface_rate"] <= 1 and there["pose_inputs_measured"] >= 1  # dlib finds the astronaut
     assert 0 <= there["animeface_rate_inputs"] <= 0.5  # the floor: the photos themselves
+    assert "background_hair_faces" in there or "background_hair_shift_delta_e_status" in there
     assert there["hair_outputs"] == 4 and set(there["hair_agreement_by_colour"]) == {"blonde", "blue"}
     for name in ("hair_agreement", "pose_flip_rate", "pose_yaw_correlation", "pose_roll_error_degrees"):
         assert (there[name] is None) == (f"{name}_status" in there)  # a number, or null and a reason
     picture = np.asarray(Image.open(project / "plots/evaluate/samples.png"))
     assert picture.shape == (2 + 6 * (64 + 2), 2 + 3 * (64 + 2), 3)  # 3 rows per direction, 3 faces each
+
+
+def test_a_person_is_cut_out_and_put_on_another_background() -> None:
+    from evaluation.background import composited, person_mask
+
+    yy, xx = np.mgrid[:64, :64]
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[:] = (90 + xx // 2)[:, :, None].astype(np.uint8) * np.array([0, 1, 1], np.uint8)  # a teal gradient wall
+    head = (xx - 32) ** 2 / 18**2 + (yy - 30) ** 2 / 22**2 <= 1
+    photo[head] = (225, 180, 150)
+    photo[head & (yy < 18)] = (60, 40, 30)  # dark hair on top
+    mask = person_mask(photo)
+    assert (mask & head).sum() / head.sum() > 0.9 and (mask & ~head).sum() / (~head).sum() < 0.1
+    red = composited(photo, mask, (200, 30, 30))
+    assert tuple(red[2, 2]) == (200, 30, 30) and tuple(red[30, 32]) == (225, 180, 150)
+
+
+def test_hair_shift_is_the_largest_move_from_the_own_background() -> None:
+    from evaluation.background import hair_shift
+
+    same = [(120, 80, 50)] * 6
+    moved = [(120, 80, 50), (120, 80, 50), (120, 80, 50), (200, 40, 40), (120, 80, 50), (120, 80, 50)]
+    out = hair_shift([same, moved, [None] * 6], [["brown"] * 6, ["brown"] * 3 + ["red"] + ["brown"] * 2, [None] * 6])
+    assert out["background_hair_faces"] == 2 and out["background_hair_name_changed"] == 0.5
+    assert (
+        out["background_hair_shift_p90"] > 30
+        and 0 < out["background_hair_shift_delta_e"] < out["background_hair_shift_p90"]
+    )
+    assert hair_shift([[None] * 6], [[None] * 6]) == {"background_hair_faces": 0}
 
 
 def test_a_model_given_to_measure_is_what_is_measured(project: Path) -> None:
