@@ -63,7 +63,7 @@ def _run(files: list[Path], job: Any) -> tuple[list[dict[str, Any]], float]:
 
 def measure(name: str, pattern: str, size: int, check: tuple[str, dict[str, Any]],
             baseline: tuple[str, dict[str, Any], dict[str, Any]], per_set: int) -> dict[str, Any]:  # fmt: skip
-    from preprocessing.faces.framing import framing_errors, framing_summary, measure_framing
+    from preprocessing.faces.framing import _detected, _eye_framing, framing_errors, framing_summary, measure_framing
 
     files = sorted(TRAIN.glob(pattern))
     random.Random(0).shuffle(files)
@@ -72,12 +72,17 @@ def measure(name: str, pattern: str, size: int, check: tuple[str, dict[str, Any]
     crops, crop_cpu = _run(files, crop_job)
     framing = measure_framing(crops, crop_job.align)
     summary = framing_summary(framing, framing_errors(crops, framing))
+    # The eye framing on its own (what eye-aligning a new photo's detected face with it gives), when one fits.
+    eyes = _eye_framing(_detected(crops), {**framing, "level": True}) if framing else None
+    eye_summary = framing_summary(eyes, framing_errors(crops, eyes)) if eyes else {}
     detect_job = _job("x", baseline[0], baseline[1], {**baseline[2], "size": size}, True)
     detected, detect_cpu = _run(files, detect_job)
     kept_crop, kept_detect = len(crops) / len(files), len({r["image_id"] for r in detected}) / len(files)
     return {"set": name, "pictures": len(files), "crop": kept_crop, "detect": kept_detect, "check": check[0],
             "baseline": f"{baseline[0]} {baseline[1] or ''}".strip(), "crop_cpu": crop_cpu,
-            "detect_cpu": detect_cpu, **summary}  # fmt: skip
+            "detect_cpu": detect_cpu, **summary,
+            "eye_offset_median": eye_summary.get("offset_median"), "eye_within": eye_summary.get("eyes_within_5pct"),
+            "eye_error_median": eye_summary.get("eye_error_median")}  # fmt: skip
 
 
 def _pct(value: Any) -> str:
@@ -87,6 +92,7 @@ def _pct(value: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-set", type=int, default=300)
+    parser.add_argument("--sets", nargs="*", default=[], help="only the sets whose name holds one of these words")
     args = parser.parse_args()
     if not TRAIN.is_dir():
         sys.exit(f"{TRAIN}: not there (../shared beside the repository holds the real training images)")
@@ -96,10 +102,13 @@ def main() -> None:
     single_threaded_math()
     print(
         "| set | pictures | kept as crops (checked by) | kept by detect-and-align (baseline) | ratio | framing "
-        "| offset median / p90 | eyes within 5% | CPU-s per picture, crop / detect |"
+        "| offset median / p90 | eye framing: offset median, eye error median, eyes within 5% "
+        "| CPU-s per picture, crop / detect |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, pattern, size, check, baseline in SETS:
+        if args.sets and not any(word.lower() in name.lower() for word in args.sets):
+            continue
         r = measure(name, pattern, size, check, baseline, args.per_set)
         if r["method"] == "eyes":
             framing = f"eyes: distance {r['eye_distance']:.3f}, height {r['eye_height']:.3f}"
@@ -110,8 +119,11 @@ def main() -> None:
             framing = "none (no face found)"
         ratio = f"{r['crop'] / r['detect']:.2f}x" if r["detect"] else "inf"
         offsets = f"{_pct(r.get('offset_median'))} / {_pct(r.get('offset_p90'))}"
+        eye = "-"
+        if r["eye_offset_median"] is not None:
+            eye = f"{_pct(r['eye_offset_median'])}, {_pct(r['eye_error_median'])}, {_pct(r['eye_within'])}"
         print(f"| {r['set']} | {r['pictures']} | {_pct(r['crop'])} ({r['check']}) | {_pct(r['detect'])} "
-              f"({r['baseline']}) | {ratio} | {framing} | {offsets} | {_pct(r.get('eyes_within_5pct'))} "
+              f"({r['baseline']}) | {ratio} | {framing} | {offsets} | {eye} "
               f"| {r['crop_cpu']:.3f} / {r['detect_cpu']:.3f} |", flush=True)  # fmt: skip
 
 
