@@ -78,6 +78,7 @@ class TranslatedFace:
     score: float
     matrix: np.ndarray  # photo -> portrait pixels (invert it to paste)
     portrait: np.ndarray  # (resolution, resolution, 3) uint8 RGB
+    crop: np.ndarray | None = None  # the face as it went in, cut as the training crops were (align size)
 
 
 @dataclass
@@ -272,7 +273,7 @@ class Translator:
             pending = waiting.pop(0)
             result = pending.result
             result.faces = [
-                TranslatedFace(face.index, face.box, face.score, face.matrix, pending.portraits[face.index])
+                TranslatedFace(face.index, face.box, face.score, face.matrix, pending.portraits[face.index], face.crop)
                 for face in pending.faces
             ]
             if paste and result.faces and pending.photo is not None:
@@ -454,12 +455,15 @@ def translate_to_folder(
     size: int | None = None,
     progress: bool = True,
     workers: int = 0,
+    sheet: Path | None = None,
 ) -> TranslateSummary:
     """Translate `photos` into `out`: <stem>-face<k>.png per face (k in the detector's order, largest
-    first) and, with `paste`, <stem>-pasted.png; every file written atomically."""
+    first) and, with `paste`, <stem>-pasted.png; every file written atomically. `sheet`: also one picture of
+    every photo's largest face beside its translation (a results figure, e.g. for the README)."""
     from tqdm import tqdm
 
     stems, summary = output_stems(photos), TranslateSummary()
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
     results = translator.translate_photos(photos, tags=tags, features=features, paste=paste, workers=workers)
     with tqdm(total=len(photos), desc="translate", unit="photo", disable=None if progress else True) as bar:
         for result in results:
@@ -474,12 +478,37 @@ def translate_to_folder(
                 save_png(resize_portrait(face.portrait, size), path)
                 summary.written.append(path)
                 summary.faces += 1
+            if sheet is not None and result.faces and result.faces[0].crop is not None:
+                largest = result.faces[0]
+                side = size or max(largest.portrait.shape[0], 64)
+                pairs.append((resize_portrait(largest.crop, side), resize_portrait(largest.portrait, side)))
             if result.pasted is not None:
                 path = out / f"{stem}-pasted.png"
                 save_png(result.pasted, path)
                 summary.written.append(path)
             log.info("%s: %d face(s) -> %s", result.source, len(result.faces), out / f"{stem}-*.png")
+    if sheet is not None:
+        save_png(results_sheet(pairs), sheet)
+        summary.written.append(sheet)
+        log.info("%d photo(s) beside their translations -> %s", len(pairs), sheet)
     return summary
+
+
+def results_sheet(pairs: Sequence[tuple[np.ndarray, np.ndarray]], columns: int = 8, pad: int = 2) -> np.ndarray:
+    """Photos' faces above their translations, `columns` per row pair, white between: the results figure."""
+    if not pairs:
+        raise UsageError("no face was translated, so there is no results sheet to draw")
+    side = pairs[0][0].shape[0]
+    rows = -(-len(pairs) // columns)
+    width = min(columns, len(pairs))
+    out = np.full((rows * 2 * (side + pad) + pad + (rows - 1) * 2 * pad, width * (side + pad) + pad, 3), 255, np.uint8)
+    for i, (photo, portrait) in enumerate(pairs):
+        row, column = divmod(i, columns)
+        top = pad + row * (2 * (side + pad) + 2 * pad)
+        left = pad + column * (side + pad)
+        out[top : top + side, left : left + side] = photo
+        out[top + side + pad : top + 2 * side + pad, left : left + side] = portrait
+    return out
 
 
 __all__ = [
@@ -495,6 +524,7 @@ __all__ = [
     "model_palette",
     "output_stems",
     "resize_portrait",
+    "results_sheet",
     "save_png",
     "translate_to_folder",
 ]
@@ -536,6 +566,7 @@ def run_translate(
     size: int | None = None,
     workers: int | None = None,
     params: Path = Path("params.yaml"),
+    sheet: Path | None = None,
 ) -> TranslateSummary:
     """`twingan translate`: load, condition (tags, and a reference's colours and features), collect the photos,
     translate them into `out`. Unknown tags fail before any photo is read."""
@@ -559,4 +590,4 @@ def run_translate(
                  translator.device, workers, threads, translator.path, translator.info.profile, translator.info.step,
                  translator.resolution)  # fmt: skip
         return translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size,
-                                   workers=workers)  # fmt: skip
+                                   workers=workers, sheet=sheet)  # fmt: skip

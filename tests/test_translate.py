@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from core.errors import UsageError
 from flows.demo_data import draw_anime_face
 from inference.paste import feather_mask, paste_faces
-from inference.translate import Translator, collect_photos, output_stems, translate_to_folder
+from inference.translate import Translator, collect_photos, output_stems, results_sheet, translate_to_folder
 from preprocessing.faces.align import align_by_box, invert, resize_matrix, transform_points, warp
 from preprocessing.faces.detectors import make_detector
 from tests.builders.models import ANIME_FACES, FACE_COLOURS, HUMAN_FACES, anime_group, smooth_photo, tiny_model
@@ -232,6 +233,20 @@ def test_translate_to_folder_is_deterministic(model_file: Path, photos: Path, tm
                                   "b_single-face0.png", "b_single-pasted.png", "e_single-face0.png",
                                   "e_single-pasted.png"]  # fmt: skip
     assert Image.open(tmp_path / "one" / "a_group-face1.png").size == (48, 48)
+
+
+def test_a_results_sheet_puts_each_photo_s_largest_face_above_its_translation(
+    model_file: Path, photos: Path, tmp_path: Path
+) -> None:
+    files = sorted(photos.iterdir())
+    sheet = tmp_path / "results.png"
+    translate_to_folder(_translator(model_file, 2), files, tmp_path / "out", size=48, progress=False, sheet=sheet)
+    picture = np.asarray(Image.open(sheet))
+    assert picture.shape == (2 + 2 * (48 + 2), 2 + 3 * (48 + 2), 3)  # 3 photos with a face: one row pair
+    face = np.asarray(Image.open(tmp_path / "out" / "a_group-face0.png"))
+    assert np.array_equal(picture[52:100, 2:50], face)  # the translation under the first photo's face
+    with pytest.raises(UsageError, match="no face was translated"):
+        results_sheet([])
 
 
 def test_cli_translate(model_file: Path, photos: Path, tmp_path: Path) -> None:

@@ -352,6 +352,10 @@ def translate(
     params: Annotated[Path, typer.Option("--params", help="Its `tags` colours name a reference's colours.")] = Path(
         "params.yaml"
     ),
+    sheet: Annotated[
+        Path | None,
+        typer.Option("--sheet", help="Also draw each photo's largest face above its translation into this PNG."),
+    ] = None,
 ) -> None:
     """Translate every face of raw photos with the trained model, optionally pasted back (inference/translate.py)."""
     from inference.translate import run_translate
@@ -359,7 +363,7 @@ def translate(
     with _reported():
         summary = run_translate(photos, out, model=model, source=source, target=target, tags=tags, reference=reference,
                                 illust2vec=illust2vec, paste=paste, batch_size=batch_size, device=device, size=size,
-                                workers=workers, params=params)  # fmt: skip
+                                workers=workers, params=params, sheet=sheet)  # fmt: skip
     typer.echo(summary.line(out))
 
 
