@@ -26,8 +26,9 @@ SAMPLE = {
 @pytest.fixture
 def weights(monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = Path(os.environ.get("TWINGAN_DETECTOR_WEIGHTS", SHARED / "models"))
-    if not (folder / "yunet").is_dir():
-        pytest.skip(f"YuNet's weights are not at {folder / 'yunet'} (twingan fetch yunet)")
+    for model in ("yunet", "animefaceboxes"):
+        if not (folder / model).is_dir():
+            pytest.skip(f"{model}'s weights are not at {folder / model} (twingan fetch {model})")
     monkeypatch.setenv("TWINGAN_DETECTOR_WEIGHTS", str(folder))
     return folder
 
