@@ -186,11 +186,12 @@ def test_real_getchu_crops_are_found_with_animeface_padding(tmp_path: Path) -> N
 
 
 @pytest.mark.real_data
-def test_utkface_crops_framed_by_eyes_agree_with_their_own_framing() -> None:
+def test_utkface_crops_framed_by_eyes_agree_with_their_own_framing(monkeypatch: pytest.MonkeyPatch) -> None:
     """UTKFace's aligned crops read as crops: YuNet's eyes in them give one framing, and eye-aligning each face with
     it lands the eyes within 5% of the crop side of where the crop has them, for most faces."""
     if not (WEIGHTS / "yunet").is_dir():
         pytest.skip(f"YuNet's weights are not at {WEIGHTS / 'yunet'} (twingan fetch yunet)")
+    monkeypatch.setenv("TWINGAN_DETECTOR_WEIGHTS", str(WEIGHTS))
     from preprocessing.faces.extract import FacesJob, ImageRef, process_image
 
     files = _train_files("human/agepro_*", 40)
