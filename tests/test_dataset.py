@@ -111,7 +111,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     original = Image.open(art / "character_0.png")
     ImageEnhance.Brightness(original.convert("RGB")).enhance(1.04).save(art / "copy_of_0.jpg", quality=80)
     draw_anime_face(320, (150, 40, 200), (240, 140, 40), tilt=-3.0).save(art / "palette_swap_of_1.png")
-    domain = {"source": {"kind": "folder", "path": str(art)}, "detector": {"name": "animeface"},
+    # AnimeFace as it comes: the filters' thresholds below are set against the crops of its unpadded boxes.
+    animeface = {"name": "animeface", "options": {"border": 0, "upscale_below": 0}}
+    domain = {"source": {"kind": "folder", "path": str(art)}, "detector": animeface,
               "align": {"method": "box", "size": 96, "margin": 1.5, "shift_up": 0.1},
               "tagger": {"name": "animeface_colors"}}  # fmt: skip
     loaded = load_params(write_params(root / "p", {"anime": domain},
