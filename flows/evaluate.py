@@ -50,6 +50,9 @@ from training.samples import grid, save_png, to_uint8
 
 log = logging.getLogger("twingan.evaluate")
 
+# The judge of drawn faces, with AnimeFace's default padding (picklable: it goes to the worker processes).
+ANIMEFACE = functools.partial(face_detector, "animeface", {})
+
 MODEL, METRICS, SAMPLES = Layout().model, Layout().metrics("evaluate"), Layout().plots("evaluate") / "samples.png"
 
 
@@ -187,7 +190,7 @@ def _extractor(params: EvaluateParams, root: Path, device: torch.device) -> tupl
 def animeface_metrics(run: _Run) -> dict[str, Any]:
     """Face rate of the source -> target translations, pose agreement and hair-colour agreement."""
     s, t, params = run.source, run.target, run.params
-    animeface = functools.partial(face_detector, "animeface", {})
+    animeface = ANIMEFACE
     out: dict[str, Any] = {}
     reals = to_uint8(run.real[t])
     found_real = run.detect(reals, animeface, f"AnimeFace on real {t}")
@@ -237,7 +240,7 @@ def background_metrics(run: _Run) -> dict[str, Any]:
     condition = cycled(run.data[t].condition, count)
     condition = condition.repeat_interleave(per, dim=0) if condition is not None else None
     outputs = to_uint8(run.apply(images, s, t, condition))
-    animeface = functools.partial(face_detector, "animeface", {})
+    animeface = ANIMEFACE
     found = run.detect(outputs, animeface, f"AnimeFace on {s}->{t} on other backgrounds")
     tagger = AnimeFaceColorsTagger(run.vocabulary)
     hair = [faces[0].attributes.get("hair_color") if faces else None for faces in found]
@@ -275,7 +278,7 @@ def hair_metrics(run: _Run) -> dict[str, Any]:
     for colour in colours:
         condition = condition_vector(config, run.info.vocabulary, len(inputs), tags=[f"{colour} hair"])
         outputs.append(to_uint8(run.apply(inputs, s, t, condition)))
-    animeface = functools.partial(face_detector, "animeface", {})
+    animeface = ANIMEFACE
     found = run.detect(np.concatenate(outputs), animeface, f"AnimeFace on {s}->{t} by hair colour")
     per = len(inputs)
     return hair_agreement({c: found[i * per : (i + 1) * per] for i, c in enumerate(colours)}, run.vocabulary)

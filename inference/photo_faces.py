@@ -108,9 +108,8 @@ class FaceFinder:
         seconds = {} if seconds is None else seconds
         started = time.perf_counter()
         if self.whole_pictures:
-            seconds["align"] = seconds.get("align", 0.0)
             aligned = [self.whole(rgb)]
-            seconds["align"] += time.perf_counter() - started
+            seconds["align"] = seconds.get("align", 0.0) + time.perf_counter() - started
             return aligned
         faces = self.detector.detect(rgb)
         detected = time.perf_counter()

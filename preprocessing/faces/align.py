@@ -247,7 +247,7 @@ def align_turned(
     if weight == 0:
         return eyes
     centre, side = framed
-    scale_eyes = _scale(eyes.matrix)
+    scale_eyes = matrix_scale(eyes.matrix)
     axis = eyes.matrix[0, :2] / scale_eyes  # the crop's x axis in source coordinates (cos, sin)
     scale_box = min(scale_eyes, eye_distance * eyes.size / (FRONTAL_EYE_SPAN * side))
     scale = scale_eyes ** (1 - weight) * scale_box**weight
@@ -373,7 +373,13 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return array @ matrix[:, :2].T + matrix[:, 2]
 
 
-def _scale(matrix: np.ndarray) -> float:
+def canonical_eyes(size: int, eye_distance: float, eye_height: float) -> np.ndarray:
+    """Where eye alignment puts the eyes (image-left first) in a `size` crop."""
+    return np.array([[(0.5 - eye_distance / 2) * size, eye_height * size],
+                     [(0.5 + eye_distance / 2) * size, eye_height * size]])  # fmt: skip
+
+
+def matrix_scale(matrix: np.ndarray) -> float:
     """Crop pixels per source pixel (geometric mean over the two axes)."""
     return math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
 
@@ -412,7 +418,7 @@ def warp(image: np.ndarray, alignment: Alignment, *, border: str = "replicate") 
     size = alignment.size
     matrix = np.asarray(alignment.matrix, dtype=np.float64).reshape(2, 3)
     height, width = pixels.shape[:2]
-    scale = _scale(matrix)
+    scale = matrix_scale(matrix)
     if scale <= 0 or not math.isfinite(scale):
         raise ValueError("alignment matrix is singular")
     shrink = 1.0 / scale
@@ -440,7 +446,7 @@ def warp(image: np.ndarray, alignment: Alignment, *, border: str = "replicate") 
     composed = matrix[:, :2] @ to_source[:, :2]
     offset = matrix[:, :2] @ to_source[:, 2] + matrix[:, 2]
     final = np.hstack([composed, offset[:, None]])
-    interpolation = cv2.INTER_CUBIC if _scale(final) > 1.0 + 1e-9 else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_CUBIC if matrix_scale(final) > 1.0 + 1e-9 else cv2.INTER_LINEAR
     crop = cv2.warpAffine(
         np.ascontiguousarray(region),
         final,
@@ -460,8 +466,10 @@ __all__ = [
     "align_face",
     "align_turned",
     "apparent_yaw",
+    "canonical_eyes",
     "crop_square",
     "invert",
+    "matrix_scale",
     "resize_matrix",
     "roll_degrees",
     "transform_points",

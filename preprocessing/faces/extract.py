@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from preprocessing.faces.align import Alignment, align_crop, align_face, crop_square, transform_points, warp
+from preprocessing.faces.align import (
+    Alignment,
+    align_crop,
+    align_face,
+    canonical_eyes,
+    crop_square,
+    matrix_scale,
+    transform_points,
+    warp,
+)
 from preprocessing.faces.detectors import Detector, Face, make_detector, model_dir
 from preprocessing.images import load_rgb
 
@@ -78,7 +87,7 @@ def _eye_error(crop: np.ndarray, face: Face, alignment: Alignment, job: FacesJob
         _eye_checker = dlib.shape_predictor(str(model_dir() / "shape_predictor_5_face_landmarks.dat"))
     x0, y0, x1, y1 = face.box
     ((cx, cy),) = transform_points(alignment.matrix, np.array([[(x0 + x1) / 2, (y0 + y1) / 2]]))
-    scale = float(np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2]))))
+    scale = matrix_scale(alignment.matrix)
     half = max(x1 - x0, y1 - y0) * scale / 2
     rect = dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
     shape = _eye_checker(np.ascontiguousarray(crop), rect)
@@ -219,12 +228,6 @@ def _jsonable(value: Any) -> Any:
 def process_chunk(refs: Sequence[ImageRef], job: FacesJob) -> list[ImageResult]:
     """The unit of parallel work: images in, results out, in the same order."""
     return [process_image(ref, job) for ref in refs]
-
-
-def canonical_eyes(size: int, eye_distance: float, eye_height: float) -> np.ndarray:
-    """Where eye alignment puts the eyes in the crop (used by the quality check and tests)."""
-    return np.array([[(0.5 - eye_distance / 2) * size, eye_height * size],
-                     [(0.5 + eye_distance / 2) * size, eye_height * size]])  # fmt: skip
 
 
 __all__ = ["FacesJob", "ImageRef", "ImageResult", "canonical_eyes", "process_chunk", "transform_points"]

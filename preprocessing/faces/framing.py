@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.faces.align import align_face, transform_points
+from preprocessing.faces.align import align_face, canonical_eyes, matrix_scale, transform_points
 
 
 def _crop_face(row: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -78,8 +78,7 @@ def _eye_framing(faces: Sequence[_CropFace], base: Mapping[str, Any]) -> dict[st
     probe = {**base, "method": "eyes", "eye_distance": 0.5, "eye_height": 0.5, "reframe_turned": False}
     distances, heights = [], []
     for face in with_eyes:
-        matrix = align_face(face, probe).matrix  # type: ignore[arg-type]
-        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+        scale = matrix_scale(align_face(face, probe).matrix)  # type: ignore[arg-type]
         distances.append(0.5 / scale)  # the eye distance at which this face's crop keeps its scale
         heights.append((face.landmarks["eye_left"][1] + face.landmarks["eye_right"][1]) / 2 / size)
     return {**base, "method": "eyes", "eye_distance": _median(distances, 0.05, 0.95),
@@ -122,8 +121,7 @@ def framing_errors(rows: Sequence[Mapping[str, Any]], framing: Mapping[str, Any]
         offset = float(np.max(np.hypot(*(transform_points(matrix, corners) - corners).T)) / size)
         eye_error = None
         if framing["method"] == "eyes" and face.has_eyes:  # this crop's eyes against the framing's places
-            half, height = framing["eye_distance"] * size / 2, framing["eye_height"] * size
-            wanted = np.array([[size / 2 - half, height], [size / 2 + half, height]])
+            wanted = canonical_eyes(size, framing["eye_distance"], framing["eye_height"])
             own = np.array([face.landmarks["eye_left"], face.landmarks["eye_right"]])
             eye_error = float(np.max(np.hypot(*(own - wanted).T)) / size)
         out.append({"eye_error": eye_error, "offset": offset})
