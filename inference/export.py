@@ -30,13 +30,14 @@ from torch import Tensor, nn
 from core.atomic import atomic_path
 from core.errors import UsageError, UserError
 from training.conditioning import condition_vector
-from training.model_file import ModelInfo, load_model
+from training.model_file import ModelInfo, load_model, save_model
 from training.networks import TwinGAN
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_TOLERANCE = 1e-4
+RELEASE_TOLERANCE = 0.05  # fp16 weights round by ~1e-3 relative; outputs in [-1, 1] move by a few 1e-3
 TRACE_BATCH, CHECK_BATCH = 2, 3  # the check uses another batch size than the trace: the batch is dynamic
 ONNX_OPSET = 18
 
@@ -200,5 +201,47 @@ def export_translation(
     return ExportReport(out, format, names, difference, tolerance, CHECK_BATCH)
 
 
-__all__ = ["DEFAULT_TOLERANCE", "FORMATS", "ExportMismatch", "ExportReport", "TranslationGraph",
-           "export_translation"]  # fmt: skip
+@dataclass(frozen=True)
+class ReleaseReport:
+    path: Path
+    bytes_in: int
+    bytes_out: int
+    directions: int
+    max_abs_diff: float
+    tolerance: float
+
+
+def release_model(model_path: Path | str, out: Path | str, *, tolerance: float = RELEASE_TOLERANCE) -> ReleaseReport:
+    """A copy of the model file to ship (committed to git, downloaded): the same metadata with fp16 weights.
+
+    Every direction between the model's domains (reconstructions included) is run by both files on a random batch;
+    a difference beyond `tolerance` raises ExportMismatch and writes nothing.
+    """
+    model_path, out = Path(model_path), Path(out)
+    if out.resolve() == model_path.resolve():
+        raise UsageError(f"--out {out}: is the model file itself; write the release copy elsewhere")
+    model, info = load_model(model_path, "cpu")
+    conditioned = info.config.condition_dim > 0
+    check = _example(info, CHECK_BATCH, conditioned, seed=1)
+    pairs = [(s, t) for s in info.config.domains for t in info.config.domains]
+    difference = 0.0
+    with atomic_path(out) as tmp:
+        save_model(tmp, model, vocabulary=info.vocabulary, step=info.step, faces=info.faces, train=info.train,
+                   profile=info.profile, half=True)  # fmt: skip
+        released, _ = load_model(tmp, "cpu")
+        with torch.inference_mode():
+            for source, target in pairs:
+                want = TranslationGraph(model, source, target)(*check)
+                got = TranslationGraph(released, source, target)(*check)
+                difference = max(difference, float((got - want).abs().max()))
+        if not difference <= tolerance:
+            raise ExportMismatch(
+                f"{out}: the fp16 copy of {model_path} differs from it by up to {difference:.3g} on a random batch "
+                f"of {CHECK_BATCH} (tolerance {tolerance:g}); nothing was written"
+            )
+        bytes_out = tmp.stat().st_size
+    return ReleaseReport(out, model_path.stat().st_size, bytes_out, len(pairs), difference, tolerance)
+
+
+__all__ = ["DEFAULT_TOLERANCE", "FORMATS", "RELEASE_TOLERANCE", "ExportMismatch", "ExportReport", "ReleaseReport",
+           "TranslationGraph", "export_translation", "release_model"]  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from inference.export import ExportMismatch, export_translation
+from inference.export import ExportMismatch, export_translation, release_model
 from tests.builders.models import VOCABULARY, tiny_model
 from training.conditioning import UnknownTagError, condition_vector
 from training.model_file import load_model
@@ -125,3 +125,37 @@ def test_cli_export(model_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown export format" in result.output
     result = runner.invoke(app, ["export", "--model", str(tmp_path / "no.pt"), "-o", str(tmp_path / "no.onnx")])
     assert result.exit_code == 2 and "no model file" in result.output
+
+
+def test_release_copy_has_fp16_weights_the_same_metadata_and_close_outputs(model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pretrained" / "tiny.pt"
+    report = release_model(model_file, out)
+    assert report.path == out and out.is_file() and report.directions == 4
+    assert report.bytes_out < 0.8 * report.bytes_in and report.max_abs_diff <= report.tolerance
+    payload = torch.load(out, map_location="cpu", weights_only=True)
+    floats = [t for part in ("encoder", "generator") for t in payload[part].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    (model, info), (released, released_info) = load_model(model_file), load_model(out)
+    assert released_info == info
+    assert all(p.dtype == torch.float32 for p in released.parameters())  # the network itself still runs in fp32
+    images, condition = _inputs(3)
+    with torch.inference_mode():
+        want, got = (m.translate(images, "human", "anime", condition) for m in (model, released))
+    assert 0 < float((got - want).abs().max()) <= report.tolerance
+
+
+def test_release_refuses_a_mismatch_and_its_own_source(model_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportMismatch, match=r"fp16 copy of .* differs from it by up to .* nothing was written"):
+        release_model(model_file, tmp_path / "strict.pt", tolerance=0)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="is the model file itself"):
+        release_model(model_file, model_file)
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        release_model(tmp_path / "none.pt", tmp_path / "x.pt")
+
+
+def test_cli_release(model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-release.pt"
+    result = CliRunner().invoke(app, ["release", "--model", str(model_file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "max |fp16 - fp32| = " in result.output and "over 4 directions" in result.output and out.is_file()

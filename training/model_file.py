@@ -53,8 +53,15 @@ def save_model(
     faces: Mapping[str, Mapping[str, Any]],
     train: Mapping[str, Any],
     profile: str = "demo",
+    half: bool = False,
 ) -> None:
-    """Atomically; byte-identical for identical weights and metadata."""
+    """Atomically; byte-identical for identical weights and metadata. `half` stores the weights as fp16 (a release
+    copy, half the bytes); load_model casts them back into the fp32 network, so only their rounding differs."""
+
+    def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        state = module.state_dict()
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
+
     save_atomic(
         {
             "format": MODEL_FORMAT,
@@ -62,8 +69,8 @@ def save_model(
             "vocabulary": list(vocabulary),
             "step": int(step),
             "faces": {d: dict(spec) for d, spec in faces.items()},
-            "encoder": model.encoder.state_dict(),
-            "generator": model.generator.state_dict(),
+            "encoder": weights(model.encoder),
+            "generator": weights(model.generator),
             "train": dict(train),
             "profile": profile,
         },

@@ -394,6 +394,24 @@ def export(
 
 
 @app.command()
+def release(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The copy to write: models/pretrained/NAME.pt.")],
+    model: Annotated[Path, typer.Option("--model", help="The model file.")] = Path("models/twingan.pt"),
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max |fp16 copy - model| allowed.")] = 0.05,
+) -> None:
+    """Write a model file to ship: the same model with fp16 weights, checked against it (inference/export.py)."""
+    from inference.export import release_model
+
+    with _reported():
+        report = release_model(model, out, tolerance=tolerance)
+    typer.echo(
+        f"wrote {report.path} ({report.bytes_out / 1e6:.2f} MB, from {report.bytes_in / 1e6:.2f} MB); "
+        f"max |fp16 - fp32| = {report.max_abs_diff:.2e} over {report.directions} directions (tolerance "
+        f"{report.tolerance:g})"
+    )
+
+
+@app.command()
 def report(
     params: ParamsOption = Path("params.yaml"),
     html: Annotated[
