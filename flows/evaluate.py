@@ -269,7 +269,7 @@ def _hair_colours(params: EvaluateParams, model_tags: tuple[str, ...], vocabular
 def hair_metrics(run: _Run) -> dict[str, Any]:
     s, t, config = run.source, run.target, run.config
     if config.tag_dim == 0:
-        return not_computed("hair_agreement", f"{MODEL} was trained without tag conditioning")
+        return not_computed("hair_agreement", "the model was trained without tag conditioning")
     colours = run.hair_colours
     if not colours:
         return not_computed("hair_agreement", f"{MODEL} has no hair tag in its vocabulary")
