@@ -272,7 +272,7 @@ def hair_metrics(run: _Run) -> dict[str, Any]:
         return not_computed("hair_agreement", "the model was trained without tag conditioning")
     colours = run.hair_colours
     if not colours:
-        return not_computed("hair_agreement", f"{MODEL} has no hair tag in its vocabulary")
+        return not_computed("hair_agreement", "the model has no hair tag in its vocabulary")
     inputs = run.real[s][: run.params.hair_images]
     outputs = []
     for colour in colours:
