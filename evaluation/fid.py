@@ -52,10 +52,18 @@ def _features(features: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
+def _significant(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise set to 0: below n * eps * the largest, as numpy's
+    matrix_rank decides. Why: a singular covariance (fewer images than dimensions) has hundreds of eigenvalues
+    that are 0 up to +-1e-16, and their square roots (1e-8 each) would add BLAS-dependent noise to the trace."""
+    cutoff = len(values) * np.finfo(values.dtype).eps * float(np.abs(values).max(initial=0.0))
+    return np.where(values > cutoff, values, 0.0)
+
+
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding clipped)."""
+    """The symmetric square root of a symmetric positive semi-definite matrix (rounding noise set to 0)."""
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return (vectors * np.sqrt(_significant(values))) @ vectors.T
 
 
 def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> float:
@@ -63,7 +71,7 @@ def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> float:
     root = _psd_sqrt(cov1)
     middle = root @ cov2 @ root
     values = np.linalg.eigvalsh((middle + middle.T) / 2)
-    return float(np.sqrt(np.clip(values, 0, None)).sum())
+    return float(np.sqrt(_significant(values)).sum())
 
 
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:

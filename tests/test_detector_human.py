@@ -328,7 +328,16 @@ def test_the_thread_count_does_not_change_the_faces(shared_weights: None) -> Non
     finally:
         torch.set_num_threads(torch_threads)
         cv2.setNumThreads(cv2_threads)
-    assert one == three
+    # The same faces in the same order, to a thousandth of a pixel: not bit for bit, because how a convolution
+    # splits its sums between threads is the CPU kernel's choice (on an AMD EPYC, RetinaFace's landmarks moved
+    # 3e-6 px on 3 threads; they did not on the machine before it).
+    for faces_one, faces_three in zip(one, three, strict=True):
+        assert len(faces_one) == len(faces_three) > 0
+        for a, b in zip(faces_one, faces_three, strict=True):
+            assert a.box == pytest.approx(b.box, abs=1e-3) and a.score == pytest.approx(b.score, abs=1e-5)
+            assert a.landmarks.keys() == b.landmarks.keys() and a.attributes == b.attributes
+            for key, point in a.landmarks.items():
+                assert point == pytest.approx(b.landmarks[key], abs=1e-3), key
 
 
 @needs_photos

@@ -13,22 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def committed_files() -> list[str]:
+    """The files git would commit (tracked or not ignored), relative to the repository."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=REPO, capture_output=True, check=True)
+    return [name for name in listed.stdout.decode().split("\0") if name and (REPO / name).is_file()]
+
+
 def copy_repo(target: Path) -> Path:
-    """The files git would commit (tracked or not ignored), in a fresh git repository."""
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
+    """The files git would commit, in a fresh git repository."""
+    for name in committed_files():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target / name)
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
     return target
 
