@@ -69,13 +69,15 @@ def test_a_run_writes_the_model_metrics_history_samples_and_tensorboard(tmp_path
     assert model.translate(image, "human", "anime").shape == (1, 3, 16, 16)
 
 
-def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, datasets) -> None:
+# gp_every 2: the gradient penalty's terms are logged every other step, so the history has empty cells
+@pytest.mark.parametrize("settings", [{}, {"loss": {"gp_every": 2}}], ids=["every-term-each-step", "lazy-gp"])
+def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, datasets, settings: dict) -> None:
     straight = paths(tmp_path / "straight", datasets)
-    training_loop(tiny(), straight)
+    training_loop(tiny(**settings), straight)
     interrupted = paths(tmp_path / "interrupted", datasets)
-    training_loop(tiny(), interrupted, stop_after=3)  # "killed" after the checkpoint at step 3
+    training_loop(tiny(**settings), interrupted, stop_after=3)  # "killed" after the checkpoint at step 3
     assert load(interrupted.checkpoint)["step"] == 3 and not interrupted.model.exists()
-    training_loop(tiny(), interrupted)
+    training_loop(tiny(**settings), interrupted)
     a, b = load(straight.checkpoint), load(interrupted.checkpoint)
     assert a["step"] == b["step"] == 6
     for key in ("model", "ema"):
@@ -88,6 +90,8 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path: Path, datasets) -> N
         return [[line[i] for i in keep] for line in lines]
 
     assert losses(straight) == losses(interrupted)
+    if settings:
+        assert any("" in row for row in losses(straight)[1:])  # the case this parameter is for
 
 
 def test_a_killed_run_leaves_the_previous_runs_plots_and_resumes_its_own_history(tmp_path: Path, datasets) -> None:

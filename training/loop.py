@@ -204,8 +204,8 @@ class _History:
         if not enabled:
             return
         if resumed_step > 0 and paths.working_history.is_file():  # keep the rows before the resumed step
-            with paths.working_history.open(newline="") as handle:
-                self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)
+            with paths.working_history.open(newline="") as handle:  # empty cell: a term not logged that step
+                self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)
                              if float(row["step"]) <= resumed_step]  # fmt: skip
         if paths.tensorboard is not None:
             from torch.utils.tensorboard import SummaryWriter
