@@ -17,6 +17,12 @@ subprocess, so peak memory (RSS on a CPU, torch's peak allocation on a GPU) is i
 
     .venv/bin/python benchmarks/train_step.py                          # CPU, 64 and 128 px, batch 4
     python benchmarks/train_step.py --device cuda --resolutions 128 256 --batch 32 --precision bf16
+
+A Twin-GAN variant may change its loss or batch: `twingan:recon_gan=0,semantic=0,batch=8` (keys of
+params.yaml's train.loss, and batch per domain). The real profile's 32 px step, one thread, against variants:
+
+    .venv/bin/python benchmarks/train_step.py --resolutions 32 --batch 16 --widths 2048 64 --threads 1 \
+      --gp-every 4 --loss cycle=10 --variants cyclegan twingan twingan:batch=8 twingan:recon_gan=0
 """
 
 from __future__ import annotations
@@ -113,7 +119,8 @@ def cyclegan_step_fn(resolution: int, device: torch.device, lr: float = 2e-4):
 
 
 def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels_last: bool, compile_: bool = False,
-                    gp_every: int = 1, tag_dim: int = 32):  # fmt: skip
+                    gp_every: int = 1, tag_dim: int = 32, widths: tuple[int, int] | None = None,
+                    loss: dict[str, float] | None = None):  # fmt: skip
     import copy
 
     from core.params import LossParams
@@ -121,8 +128,9 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
     from training.losses import TwinGANObjective
     from training.networks import NetworkConfig, TwinGAN
 
-    widths = {"channel_base": 1024, "channel_max": 64} if small else {"channel_base": 4096, "channel_max": 256}
-    config = NetworkConfig(domains=("human", "anime"), resolution=resolution, tag_dim=tag_dim, **widths)
+    base, top = widths if widths else ((1024, 64) if small else (4096, 256))
+    config = NetworkConfig(domains=("human", "anime"), resolution=resolution, tag_dim=tag_dim, channel_base=base,
+                           channel_max=top)  # fmt: skip
     model = TwinGAN(config).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -130,7 +138,7 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
     if compile_:  # as train.compile does: encoder and generator (D needs double backward)
         model.encoder.compile()
         model.generator.compile()
-    objective = TwinGANObjective(model, LossParams(gp_every=gp_every))
+    objective = TwinGANObjective(model, LossParams(**{"gp_every": gp_every, **(loss or {})}))
     g_params, d_params = model.generator_parameters(), model.discriminator_parameters()
     opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d_params, lr=2e-4, betas=(0.0, 0.99))
@@ -164,19 +172,48 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
 # ------------------------------------------------------------------------------------------- driver
 
 
+def parse_settings(text: str | None) -> dict[str, float]:
+    """`key=value,key=value` -> {key: value}; the keys are checked where they are used (LossParams)."""
+    settings = {}
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"variant setting {item!r}: expected key=value")
+        try:
+            settings[key.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"variant setting {item!r}: {value!r} is not a number") from None
+    return settings
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, float]]:
+    kind, _, settings = spec.partition(":")
+    if kind not in ("twingan", "cyclegan"):
+        raise SystemExit(f"variant {spec!r}: expected twingan[:key=value,...] or cyclegan")
+    if kind == "cyclegan" and settings:
+        raise SystemExit(f"variant {spec!r}: the CycleGAN takes no settings")
+    return kind, parse_settings(settings)
+
+
 def run_variant(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    if args.variant == "twingan":
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind, settings = parse_variant(args.variant)
+    loss = {**parse_settings(args.loss), **settings}
+    batch = int(loss.pop("batch", args.batch))
+    if kind == "twingan":
+        widths = tuple(args.widths) if args.widths else None
         step, parameters = twingan_step_fn(args.resolution, device, args.small, not args.no_channels_last,
-                                           args.compile, args.gp_every)  # fmt: skip
+                                           args.compile, args.gp_every, widths=widths, loss=loss)  # fmt: skip
     else:
         step, parameters = cyclegan_step_fn(args.resolution, device)
-    shape = (args.batch, 3, args.resolution, args.resolution)
+    shape = (batch, 3, args.resolution, args.resolution)
     a, b = torch.rand(shape, device=device) * 2 - 1, torch.rand(shape, device=device) * 2 - 1
-    if args.variant == "twingan" and not args.no_channels_last:
+    if kind == "twingan" and not args.no_channels_last:
         a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
     bf16 = device.type == "cuda" and args.precision == "bf16"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
@@ -200,8 +237,8 @@ def run_variant(args: argparse.Namespace) -> dict:
     seconds = statistics.median(times) / args.steps
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
-    return {"variant": args.variant, "resolution": args.resolution, "batch": args.batch, "seconds_per_step": seconds,
-            "images_per_second": 2 * args.batch / seconds, "peak_mib": peak, "parameters": parameters}  # fmt: skip
+    return {"variant": args.variant, "resolution": args.resolution, "batch": batch, "seconds_per_step": seconds,
+            "images_per_second": 2 * batch / seconds, "peak_mib": peak, "parameters": parameters}  # fmt: skip
 
 
 def main() -> None:
@@ -217,16 +254,36 @@ def main() -> None:
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the Twin-GAN encoder and generator")
     parser.add_argument("--gp-every", type=int, default=1, help="lazy gradient penalty (loss.gp_every)")
-    parser.add_argument("--variants", nargs="+", default=["twingan", "cyclegan"])
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs=2,
+        metavar=("CHANNEL_BASE", "CHANNEL_MAX"),
+        help="the Twin-GAN's train.network widths (default: the original's, or --small's)",
+    )
+    parser.add_argument("--loss", help="train.loss settings of every Twin-GAN variant, key=value,...")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per variant (0: torch's default)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["twingan", "cyclegan"],
+        help="cyclegan, twingan, or twingan:key=value,... (train.loss keys, and batch)",
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--resolution", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for spec in args.variants:
+        parse_variant(spec)  # a typo fails here, before any variant runs
+    parse_settings(args.loss)
     if args.variant:  # a child process: one variant, one resolution
         print(json.dumps(run_variant(args)))
         return
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, batch {args.batch} per "
-          f"domain, {args.precision}, median of {args.repeats} x {args.steps} steps")  # fmt: skip
-    print(f"{'variant':10} {'res':>4} {'img/s':>9} {'s/step':>8} {'peak MiB':>9} {'params':>8} {'vs cyclegan':>11}")
+    threads = args.threads or torch.get_num_threads()
+    print(f"torch {torch.__version__}, device {args.device}, threads {threads}, batch {args.batch} per domain, "
+          f"{args.precision}, median of {args.repeats} x {args.steps} steps")  # fmt: skip
+    width = max(10, *map(len, args.variants))
+    print(f"{'variant':{width}} {'res':>4} {'batch':>5} {'img/s':>9} {'s/step':>8} {'peak MiB':>9} {'params':>8} "
+          f"{'vs cyclegan':>11}")  # fmt: skip
     for resolution in args.resolutions:
         rows = {}
         for variant in args.variants:
@@ -234,7 +291,9 @@ def main() -> None:
             for flag in ("device", "batch", "steps", "repeats", "warmup", "precision"):
                 command += [f"--{flag}", str(getattr(args, flag))]
             command += ["--small"] * args.small + ["--no-channels-last"] * args.no_channels_last
-            command += ["--compile"] * args.compile + ["--gp-every", str(args.gp_every)]
+            command += ["--compile"] * args.compile + ["--gp-every", str(args.gp_every), "--threads", str(args.threads)]
+            command += ["--widths", *map(str, args.widths)] if args.widths else []
+            command += ["--loss", args.loss] if args.loss else []
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode:
                 print(f"{variant} at {resolution}: failed\n{done.stderr[-2000:]}")
@@ -243,8 +302,9 @@ def main() -> None:
         base = rows.get("cyclegan", {}).get("images_per_second")
         for variant, row in rows.items():
             ratio = f"{row['images_per_second'] / base:.2f}x" if base else "-"
-            print(f"{variant:10} {resolution:>4} {row['images_per_second']:>9.1f} {row['seconds_per_step']:>8.3f} "
-                  f"{row['peak_mib']:>9.0f} {row['parameters'] / 1e6:>7.1f}M {ratio:>11}")  # fmt: skip
+            print(f"{variant:{width}} {resolution:>4} {row['batch']:>5} {row['images_per_second']:>9.1f} "
+                  f"{row['seconds_per_step']:>8.3f} {row['peak_mib']:>9.0f} {row['parameters'] / 1e6:>7.1f}M "
+                  f"{ratio:>11}")  # fmt: skip
 
 
 if __name__ == "__main__":
