@@ -192,7 +192,22 @@ def parse_variant(spec: str) -> tuple[str, dict[str, float]]:
         raise SystemExit(f"variant {spec!r}: expected twingan[:key=value,...] or cyclegan")
     if kind == "cyclegan" and settings:
         raise SystemExit(f"variant {spec!r}: the CycleGAN takes no settings")
-    return kind, parse_settings(settings)
+    parsed = parse_settings(settings)
+    check_loss({k: v for k, v in parsed.items() if k != "batch"}, f"variant {spec!r}")
+    return kind, parsed
+
+
+def check_loss(settings: dict[str, float], where: str) -> None:
+    """A misspelt train.loss key fails before any variant runs, named as params.yaml would name it."""
+    from pydantic import ValidationError
+
+    from core.params import LossParams
+
+    try:
+        LossParams(**settings)
+    except ValidationError as error:
+        problems = "; ".join(f"train.loss.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SystemExit(f"{where}: {problems}") from None
 
 
 def run_variant(args: argparse.Namespace) -> dict:
@@ -274,7 +289,7 @@ def main() -> None:
     args = parser.parse_args()
     for spec in args.variants:
         parse_variant(spec)  # a typo fails here, before any variant runs
-    parse_settings(args.loss)
+    check_loss(parse_settings(args.loss), "--loss")
     if args.variant:  # a child process: one variant, one resolution
         print(json.dumps(run_variant(args)))
         return
