@@ -173,7 +173,7 @@ def twingan_step_fn(resolution: int, device: torch.device, small: bool, channels
 
 
 def parse_settings(text: str | None) -> dict[str, float]:
-    """`key=value,key=value` -> {key: value}; the keys are checked where they are used (LossParams)."""
+    """`key=value,key=value` -> {key: value}; check_loss checks the keys and values."""
     settings = {}
     for item in filter(None, (text or "").split(",")):
         key, sep, value = item.partition("=")
@@ -193,6 +193,9 @@ def parse_variant(spec: str) -> tuple[str, dict[str, float]]:
     if kind == "cyclegan" and settings:
         raise SystemExit(f"variant {spec!r}: the CycleGAN takes no settings")
     parsed = parse_settings(settings)
+    batch = parsed.get("batch", 1.0)
+    if batch != int(batch) or batch < 1:
+        raise SystemExit(f"variant {spec!r}: batch must be a whole number of at least 1, got {batch:g}")
     check_loss({k: v for k, v in parsed.items() if k != "batch"}, f"variant {spec!r}")
     return kind, parsed
 
@@ -201,13 +204,12 @@ def check_loss(settings: dict[str, float], where: str) -> None:
     """A misspelt train.loss key fails before any variant runs, named as params.yaml would name it."""
     from pydantic import ValidationError
 
-    from core.params import LossParams
+    from core.params import LossParams, format_validation_error
 
     try:
         LossParams(**settings)
     except ValidationError as error:
-        problems = "; ".join(f"train.loss.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise SystemExit(f"{where}: {problems}") from None
+        raise SystemExit(format_validation_error(error, where, within=("train", "loss"))) from None
 
 
 def run_variant(args: argparse.Namespace) -> dict:
@@ -287,12 +289,12 @@ def main() -> None:
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--resolution", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for spec in args.variants:
-        parse_variant(spec)  # a typo fails here, before any variant runs
-    check_loss(parse_settings(args.loss), "--loss")
     if args.variant:  # a child process: one variant, one resolution
         print(json.dumps(run_variant(args)))
         return
+    for spec in args.variants:
+        parse_variant(spec)  # a typo fails here, before any variant runs
+    check_loss(parse_settings(args.loss), "--loss")
     threads = args.threads or torch.get_num_threads()
     print(f"torch {torch.__version__}, device {args.device}, threads {threads}, batch {args.batch} per domain, "
           f"{args.precision}, median of {args.repeats} x {args.steps} steps")  # fmt: skip
