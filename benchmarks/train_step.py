@@ -209,7 +209,7 @@ def check_loss(settings: dict[str, float], where: str) -> None:
     try:
         LossParams(**settings)
     except ValidationError as error:
-        raise SystemExit(format_validation_error(error, where, within=("train", "loss"))) from None
+        raise SystemExit(format_validation_error(error, f"{where}, train.loss")) from None
 
 
 def run_variant(args: argparse.Namespace) -> dict:

@@ -627,8 +627,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "<top level>"
 
 
-def format_validation_error(error: ValidationError, file: Path | str, within: tuple[str, ...] = ()) -> str:
-    """`within`: the key path of the model validated, when it is a section (("train", "loss")) and not Params."""
+def format_validation_error(error: ValidationError, file: Path) -> str:
     lines = [f"{file}: invalid parameters"]
     for item in error.errors():
         message = item["msg"]
@@ -644,7 +643,7 @@ def format_validation_error(error: ValidationError, file: Path | str, within: tu
         # The value given, unless the message already says what it was ("must be a power of two, got 48").
         shown = item["type"] not in ("missing", "extra_forbidden") and "got " not in message
         suffix = f" (got {given!r})" if shown else ""
-        lines.append(f"  {_key_path((*within, *item['loc']))}: {message}{suffix}")
+        lines.append(f"  {_key_path(tuple(item['loc']))}: {message}{suffix}")
     return "\n".join(lines)
 
 
