@@ -402,6 +402,9 @@ class TrainParams(_Section):
     log_every: Annotated[int, Field(ge=1)] = 100
     sample_every: Annotated[int, Field(ge=1)] = 2000
     checkpoint_every: Annotated[int, Field(ge=1)] = 2000
+    # Also keep the EMA model every N steps (models/checkpoints/snapshots/step-NNNNNNN.pt, a model file each), to
+    # choose among afterwards (benchmarks/select_checkpoint.py); 0: off.
+    snapshot_every: Annotated[int, Field(ge=0)] = 0
     samples: Annotated[int, Field(ge=1, le=64)] = 8  # fixed inputs per domain on the sample grids
 
     @field_validator("domains")

@@ -107,6 +107,27 @@ def test_a_killed_run_leaves_the_previous_runs_plots_and_resumes_its_own_history
     assert run.samples.read_bytes() == run.working_samples.read_bytes() != before[1]
 
 
+def test_snapshots_are_model_files_of_the_ema_kept_through_a_kill_and_resume(tmp_path: Path, datasets) -> None:
+    run = paths(tmp_path, datasets)
+    training_loop(tiny(steps=6, snapshot_every=2), run, stop_after=4)  # "killed" after step 4
+    folder = run.checkpoint.with_name("snapshots")
+    assert sorted(p.name for p in folder.iterdir()) == ["step-0000002.pt", "step-0000004.pt"]
+    training_loop(tiny(steps=6, snapshot_every=2), run)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-0000002.pt", "step-0000004.pt", "step-0000006.pt"]
+    last, info = load_model(run.snapshot(6))
+    final, _ = load_model(run.model)
+    assert info.step == 6 and info.faces and info.vocabulary
+
+    def weights(model) -> dict:  # what a model file holds: no discriminators
+        return {**model.encoder.state_dict(), **{f"g.{k}": v for k, v in model.generator.state_dict().items()}}
+
+    for name, tensor in weights(final).items():
+        assert torch.equal(weights(last)[name], tensor), f"{name}: the last snapshot is not the published model"
+    early, _ = load_model(run.snapshot(2))
+    assert any(not torch.equal(weights(early)[name], t) for name, t in weights(final).items())
+    assert not tiny(snapshot_every=0).snapshot_every  # off by default in the demo and the real profile
+
+
 def test_a_checkpoint_with_other_network_settings_is_refused_by_name(tmp_path: Path, datasets) -> None:
     run = paths(tmp_path, datasets)
     training_loop(tiny(steps=3), run)

@@ -71,6 +71,10 @@ class RunPaths:
     def working_samples(self) -> Path:
         return self.checkpoint.with_name("samples.png")
 
+    def snapshot(self, step: int) -> Path:
+        """The EMA model file kept at `step` (train.snapshot_every): beside the checkpoint, so it persists with it."""
+        return self.checkpoint.with_name("snapshots") / f"step-{step:07d}.pt"
+
 
 def network_config(train: TrainParams, domains: tuple[str, ...], tag_dim: int, feature_dim: int = 0) -> NetworkConfig:
     """The networks train.network asks for: its options, and a condition of the vocabulary's tags and the
@@ -412,6 +416,9 @@ def training_loop(
             history.image(step, picture)
         if step % train.checkpoint_every == 0 or step == train.steps:
             save_checkpoint(step)
+        if writer and train.snapshot_every and step % train.snapshot_every == 0:
+            save_model(paths.snapshot(step), ema, vocabulary=vocabulary, step=step, faces=dataset.faces,
+                       train=recorded, profile=profile)  # fmt: skip
     del batches_iter, loader
     if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
         last_stats = {k: v for k, v in history.rows[-1].items() if k not in ("step", "images_per_second", "alpha")}
