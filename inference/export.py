@@ -227,7 +227,7 @@ def release_model(model_path: Path | str, out: Path | str, *, tolerance: float =
     difference = 0.0
     with atomic_path(out) as tmp:
         save_model(tmp, model, vocabulary=info.vocabulary, step=info.step, faces=info.faces, train=info.train,
-                   profile=info.profile, half=True)  # fmt: skip
+                   profile=info.profile, half=True, typical_tags=info.typical_tags)  # fmt: skip
         released, _ = load_model(tmp, "cpu")
         with torch.inference_mode():
             for source, target in pairs:

@@ -199,9 +199,18 @@ class Translator:
 
     # ------------------------------------------------------------------------------------- the model
 
+    @property
+    def typical_tags(self) -> tuple[str, ...]:
+        """The target's training faces' most common tags: what a translation asked for none is conditioned on."""
+        return tuple(self.info.typical_tags.get(self.target, ())) if self.info.config.tag_dim else ()
+
     def condition(self, tags: Iterable[str] = (), features: np.ndarray | None = None) -> torch.Tensor | None:
-        """One condition row (1, condition_dim) for the target domain; unknown tags raise UnknownTagError."""
+        """One condition row (1, condition_dim) for the target domain; unknown tags raise UnknownTagError. No
+        tags and no features: the target's typical tags (ModelInfo.typical_tags), as a training condition is."""
         config, vocabulary = self.info.config, self.info.vocabulary
+        tags = tuple(tags)
+        if not tags and features is None:
+            tags = self.typical_tags
         return condition_vector(config, vocabulary, 1, tags=tags, features=features, device=self.device)
 
     @torch.inference_mode()
@@ -580,13 +589,16 @@ def run_translate(
         log.info("reference %s: %s", reference, found.detail)
         wanted, features = list(dict.fromkeys([*found.tags, *wanted])), found.features
     translator.condition(wanted, features)
+    shown = ", ".join(wanted) if wanted else (
+        f"none asked: the typical {target} tags ({', '.join(translator.typical_tags)})" if features is None
+        and translator.typical_tags else "none")  # fmt: skip
     files = collect_photos(photos)
     if not files:
         raise UsageError(f"no photos found in: {', '.join(map(str, photos))}")
     workers = default_workers(len(files)) if workers is None else workers
     with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
         log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s); model %s: "
-                 "profile %s, step %d, %d px", len(files), source, target, ", ".join(wanted) or "none",
+                 "profile %s, step %d, %d px", len(files), source, target, shown,
                  translator.device, workers, threads, translator.path, translator.info.profile, translator.info.step,
                  translator.resolution)  # fmt: skip
         return translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size,

@@ -43,6 +43,7 @@ def test_the_shipped_model_loads_as_weights_and_translates_a_batch(path: Path) -
     model, info = load_model(path)
     assert info.profile == "real" and {"human", "anime"} <= set(info.config.domains)
     assert info.faces_of("human")["detector"]  # a raw photo is cropped as its training faces were
+    assert set(info.typical_tags.get("anime", ())) <= set(info.vocabulary) and info.typical_tags["anime"]  # no --tags
     r = info.config.resolution
     images = torch.rand(4, 3, r, r, generator=torch.Generator().manual_seed(0)) * 2 - 1
     condition = torch.zeros(4, info.config.condition_dim)

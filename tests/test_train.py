@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tests.builders.models import VOCABULARY as MODEL_VOCABULARY
 from tests.builders.models import booby_trap
 from training.checkpoint import CheckpointError, load
 from training.conditioning import condition_vector
+from training.data import DomainSplit
 from training.loop import NonFiniteLoss, RunPaths, growth, training_loop
 from training.model_file import load_model
 
@@ -117,6 +119,10 @@ def test_snapshots_are_model_files_of_the_ema_kept_through_a_kill_and_resume(tmp
     last, info = load_model(run.snapshot(6))
     final, _ = load_model(run.model)
     assert info.step == 6 and info.faces and info.vocabulary
+    for domain, folder in datasets.items():  # the most common tag set of the domain's training faces
+        rows = DomainSplit(folder, "train", name=domain, vocabulary=info.vocabulary).tags
+        counts = Counter(tuple(info.vocabulary[i] for i in np.flatnonzero(row)) for row in rows)
+        assert counts[info.typical_tags[domain]] == max(counts.values()), domain
 
     def weights(model) -> dict:  # what a model file holds: no discriminators
         return {**model.encoder.state_dict(), **{f"g.{k}": v for k, v in model.generator.state_dict().items()}}

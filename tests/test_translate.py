@@ -174,6 +174,22 @@ def test_tags_change_the_translation_and_unknown_tags_are_refused(model_file: Pa
         list(translator.translate_photos([photos / "b_single.png"], tags=["purple hair"]))
 
 
+def test_no_tags_asked_conditions_on_the_target_s_typical_tags(tmp_path: Path, photos: Path) -> None:
+    typical = tiny_model(tmp_path / "typical.pt", typical_tags={"human": ["green hair"], "anime": []})
+    translator = _translator(typical)
+    assert translator.typical_tags == ("green hair",)
+    assert torch.equal(translator.condition(), translator.condition(["green hair"]))
+    assert torch.equal(translator.condition(["blonde hair"]), _translator(tiny_model(tmp_path / "b.pt")).condition(
+        ["blonde hair"]))  # asked-for tags replace the typical ones  # fmt: skip
+    plain = next(iter(translator.translate_photos([photos / "b_single.png"]))).faces[0].portrait
+    green = next(iter(translator.translate_photos([photos / "b_single.png"], tags=["green hair"]))).faces[0].portrait
+    assert np.array_equal(plain, green)
+    older = _translator(tiny_model(tmp_path / "older.pt"))  # a file without typical tags: no tags, as before
+    assert older.typical_tags == () and not older.condition().any()
+    to_anime = Translator.from_file(typical, source="human", target="anime")  # a target whose typical set is empty
+    assert to_anime.typical_tags == () and not to_anime.condition().any()
+
+
 def test_missing_model_file_and_missing_face_spec_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nope\.pt: no model file"):
         Translator.from_file(tmp_path / "nope.pt")

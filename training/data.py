@@ -542,6 +542,20 @@ class PairedDomainBatches(IterableDataset):
         """Per domain, how its crops were detected and aligned (what the model file records for inference)."""
         return {domain: part.faces_spec for domain, part in self.splits.items()}
 
+    @property
+    def typical_tags(self) -> dict[str, list[str]]:
+        """Per domain, its training faces' most common tag set (ties: the first in byte order). A translation
+        asked for no tags is conditioned on it: every training condition is a real face's tags, and an all-zero
+        row, which few or no training faces have, draws pale, formless faces."""
+        typical = {}
+        for domain, part in self.splits.items():
+            if not part.tags.shape[1] or not len(part.tags):
+                typical[domain] = []
+                continue
+            rows, counts = np.unique(part.tags, axis=0, return_counts=True)  # sorted rows: a stable tie-break
+            typical[domain] = [part.vocabulary[i] for i in np.flatnonzero(rows[int(np.argmax(counts))])]
+        return typical
+
     def __getstate__(self) -> dict[str, Any]:
         """Workers start without the row groups `batch()` may have cached here (spawned workers pickle us)."""
         return {**self.__dict__, "_readers": None}

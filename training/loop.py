@@ -418,7 +418,7 @@ def training_loop(
             save_checkpoint(step)
         if writer and train.snapshot_every and step % train.snapshot_every == 0:
             save_model(paths.snapshot(step), ema, vocabulary=vocabulary, step=step, faces=dataset.faces,
-                       train=recorded, profile=profile)  # fmt: skip
+                       train=recorded, profile=profile, typical_tags=dataset.typical_tags)  # fmt: skip
     del batches_iter, loader
     if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
         last_stats = {k: v for k, v in history.rows[-1].items() if k not in ("step", "images_per_second", "alpha")}
@@ -446,7 +446,7 @@ def _publish(
 ) -> None:
     """A finished run's outputs, each atomically: the model file, the metrics, and its plots."""
     save_model(paths.model, run.ema, vocabulary=run.vocabulary, step=step, faces=run.dataset.faces, train=recorded,
-               profile=profile)  # fmt: skip
+               profile=profile, typical_tags=run.dataset.typical_tags)  # fmt: skip
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
     tmp = paths.metrics.with_name(f".{paths.metrics.name}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

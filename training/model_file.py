@@ -9,8 +9,8 @@ cropped for the model exactly as its training crops were, without the params fil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class ModelInfo:
     faces: Mapping[str, Mapping[str, Any]]  # domain -> {"detector", "detector_options", "align"}; {} if unknown
     train: Mapping[str, Any]
     profile: str = "unknown"  # the params profile that trained it (core/profiles.py); unknown in older files
+    # domain -> its training faces' most common tags: the condition of a translation asked for none; {} in older files
+    typical_tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def faces_of(self, domain: str, path: Path | str = "the model file") -> Mapping[str, Any]:
         """How `domain`'s faces were cropped; an error naming the domain when the file does not say."""
@@ -54,6 +56,7 @@ def save_model(
     train: Mapping[str, Any],
     profile: str = "demo",
     half: bool = False,
+    typical_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Atomically; byte-identical for identical weights and metadata. `half` stores the weights as fp16 (a release
     copy, half the bytes); load_model casts them back into the fp32 network, so only their rounding differs."""
@@ -73,6 +76,7 @@ def save_model(
             "generator": weights(model.generator),
             "train": dict(train),
             "profile": profile,
+            "typical_tags": {d: list(tags) for d, tags in (typical_tags or {}).items()},
         },
         path,
     )
@@ -96,6 +100,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[Tw
             faces=payload.get("faces", {}),
             train=payload.get("train", {}),
             profile=str(payload.get("profile", "unknown")),
+            typical_tags={d: tuple(tags) for d, tags in payload.get("typical_tags", {}).items()},
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: does not match this version's networks ({error}); retrain it") from None

@@ -41,6 +41,7 @@ def tiny_model(
     feature_dim: int = 0,
     faces: dict | None = None,
     seed: int = 0,
+    typical_tags: dict | None = None,
 ) -> Path:
     """A model file with domains human and anime, random (seeded) weights, and both domains' face specs."""
     torch.manual_seed(seed)
@@ -52,7 +53,7 @@ def tiny_model(
             if "tag" in name or "cond" in name:
                 parameter.normal_(0, 0.5)
     faces = {"human": HUMAN_FACES, "anime": ANIME_FACES} if faces is None else faces
-    save_model(path, model, vocabulary=vocabulary, step=1, faces=faces, train={})
+    save_model(path, model, vocabulary=vocabulary, step=1, faces=faces, train={}, typical_tags=typical_tags)
     return path
 
 
