@@ -67,30 +67,21 @@ def score(paths: list[Path], root: Path, *, source: str, target: str, split: str
           workers: int, batch_size: int = 32) -> list[Score]:  # fmt: skip
     """Every checkpoint on the same faces: they share one network shape, so the faces are read once."""
     device = torch.device("cpu")
-    first, config, vocabulary, _ = ema_generator(paths[0])
-    del first
-    data = {
-        domain: read_split(
-            Layout(root).dataset(domain),
-            domain,
-            split,
-            max_images=images,
-            vocabulary=vocabulary or None,
-            condition_dim=config.condition_dim,
-            tag_dim=config.tag_dim,
-            shown=f"data/datasets/{domain}",
-        )
-        for domain in (source, target)
-    }
-    if not len(data[source]):
-        raise SystemExit(f"{root}: no {source} faces in split {split!r}")
-    photos = data[source].images(config.resolution)
-    condition = cycled(data[target].condition, len(photos))
     judge = functools.partial(face_detector, "animeface", {})  # picklable, for worker processes
-    scores = []
+    scores: list[Score] = []
     for path in paths:
-        model, other, _, step = ema_generator(path)
-        if other.to_dict() != config.to_dict():
+        model, config, vocabulary, step = ema_generator(path)
+        if not scores:  # the first: read the faces at its resolution, conditioned with its vocabulary
+            first = config
+            data = {domain: read_split(Layout(root).dataset(domain), domain, split, max_images=images,
+                                       vocabulary=vocabulary or None, condition_dim=config.condition_dim,
+                                       tag_dim=config.tag_dim, shown=f"data/datasets/{domain}")
+                    for domain in (source, target)}  # fmt: skip
+            if not len(data[source]):
+                raise SystemExit(f"{root}: no {source} faces in split {split!r}")
+            photos = data[source].images(config.resolution)
+            condition = cycled(data[target].condition, len(photos))
+        elif config.to_dict() != first.to_dict():
             raise SystemExit(f"{path}: another network than {paths[0]}; score one run's checkpoints together")
         outputs = to_uint8(run_model(model, photos, source, target, condition, batch_size=batch_size, device=device))
         found = run_all(outputs, judge, upscale=upscale, workers=workers, what=f"AnimeFace, step {step}")

@@ -204,6 +204,14 @@ class Translator:
         """The target's training faces' most common tags: what a translation asked for none is conditioned on."""
         return tuple(self.info.typical_tags.get(self.target, ())) if self.info.config.tag_dim else ()
 
+    def condition_text(self, tags: Sequence[str] = (), features: np.ndarray | None = None) -> str:
+        """What `condition(tags, features)` conditions on, for a log line or the demo's status."""
+        if tags:
+            return ", ".join(tags)
+        if features is None and self.typical_tags:
+            return f"the typical {self.target} tags ({', '.join(self.typical_tags)})"
+        return "no tags"
+
     def condition(self, tags: Iterable[str] = (), features: np.ndarray | None = None) -> torch.Tensor | None:
         """One condition row (1, condition_dim) for the target domain; unknown tags raise UnknownTagError. No
         tags and no features: the target's typical tags (ModelInfo.typical_tags), as a training condition is."""
@@ -589,16 +597,13 @@ def run_translate(
         log.info("reference %s: %s", reference, found.detail)
         wanted, features = list(dict.fromkeys([*found.tags, *wanted])), found.features
     translator.condition(wanted, features)
-    shown = ", ".join(wanted) if wanted else (
-        f"none asked: the typical {target} tags ({', '.join(translator.typical_tags)})" if features is None
-        and translator.typical_tags else "none")  # fmt: skip
     files = collect_photos(photos)
     if not files:
         raise UsageError(f"no photos found in: {', '.join(map(str, photos))}")
     workers = default_workers(len(files)) if workers is None else workers
     with translator.threads_beside(workers) as threads:  # the workers' cores are not the model's
         log.info("%d photo(s), %s -> %s, tags: %s, on %s, %d face-finding worker(s), %d model thread(s); model %s: "
-                 "profile %s, step %d, %d px", len(files), source, target, shown,
+                 "profile %s, step %d, %d px", len(files), source, target, translator.condition_text(wanted, features),
                  translator.device, workers, threads, translator.path, translator.info.profile, translator.info.step,
                  translator.resolution)  # fmt: skip
         return translate_to_folder(translator, files, out, tags=wanted, features=features, paste=paste, size=size,

@@ -319,9 +319,7 @@ class DemoModel:
             pasted = paste_faces(rgb, [(p, face.matrix) for face, p in zip(faces, portraits, strict=True)],
                                  feather=translator.feather)  # fmt: skip
             gallery.append((pasted, "pasted into the photo"))
-        typical = translator.typical_tags if not tags and features is None else ()
-        condition_text = (", ".join(tags) if tags else
-                          f"the typical {target} tags ({', '.join(typical)})" if typical else "no tags")  # fmt: skip
+        condition_text = translator.condition_text(tags, features)
         status = (f"{_plural(len(faces), 'face')} found in the {width}x{height} photo; {source} -> {target}, "
                   f"{condition_text}")  # fmt: skip
         return DemoReply(gallery, "; ".join([status, *details]))

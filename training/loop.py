@@ -366,6 +366,7 @@ def training_loop(
              train.batch_size, len(domains), world.world, device)  # fmt: skip
 
     recorded = _recorded(train)
+    typical_tags = dataset.typical_tags  # once: every model file of the run records the same
 
     def save_checkpoint(at: int) -> None:
         states = [torch.get_rng_state()]  # every rank's, so each resumes its own random stream
@@ -418,7 +419,7 @@ def training_loop(
             save_checkpoint(step)
         if writer and train.snapshot_every and step % train.snapshot_every == 0:
             save_model(paths.snapshot(step), ema, vocabulary=vocabulary, step=step, faces=dataset.faces,
-                       train=recorded, profile=profile, typical_tags=dataset.typical_tags)  # fmt: skip
+                       train=recorded, profile=profile, typical_tags=typical_tags)  # fmt: skip
     del batches_iter, loader
     if done_here == 0 and history.rows:  # a finished run resumed: report its last logged losses again
         last_stats = {k: v for k, v in history.rows[-1].items() if k not in ("step", "images_per_second", "alpha")}
