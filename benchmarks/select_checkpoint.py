@@ -17,7 +17,6 @@ checkpoints (last.pt, copied aside while a run trains) are read too, as their EM
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.layout import Layout
-from evaluation.detect import face_detector, run_all
+from evaluation.detect import run_all
 from evaluation.images import cycled, read_split, run_model
+from flows.evaluate import ANIMEFACE
 from training.checkpoint import FORMAT, CheckpointError, load
 from training.model_file import load_model
 from training.networks import NetworkConfig, TwinGAN
@@ -67,7 +67,6 @@ def score(paths: list[Path], root: Path, *, source: str, target: str, split: str
           workers: int, batch_size: int = 32) -> list[Score]:  # fmt: skip
     """Every checkpoint on the same faces: they share one network shape, so the faces are read once."""
     device = torch.device("cpu")
-    judge = functools.partial(face_detector, "animeface", {})  # picklable, for worker processes
     scores: list[Score] = []
     for path in paths:
         model, config, vocabulary, step = ema_generator(path)
@@ -84,7 +83,7 @@ def score(paths: list[Path], root: Path, *, source: str, target: str, split: str
         elif config.to_dict() != first.to_dict():
             raise SystemExit(f"{path}: another network than {paths[0]}; score one run's checkpoints together")
         outputs = to_uint8(run_model(model, photos, source, target, condition, batch_size=batch_size, device=device))
-        found = run_all(outputs, judge, upscale=upscale, workers=workers, what=f"AnimeFace, step {step}")
+        found = run_all(outputs, ANIMEFACE, upscale=upscale, workers=workers, what=f"AnimeFace, step {step}")
         scores.append(Score(path, step, int(sum(bool(f) for f in found)), len(outputs)))
         print(f"step {step:6d}  {scores[-1].rate:6.1%}  ({scores[-1].found}/{len(outputs)})  {path.name}", flush=True)
     return scores
